@@ -1,0 +1,13 @@
+"""Exception tree of collectors."""
+
+
+class CollectorError(Exception):
+    """Base class of every error collectors raise on purpose."""
+
+
+class HookError(CollectorError):
+    """Installing, removing or running the core_pattern hook failed."""
+
+
+class OopsError(CollectorError):
+    """A kernel log source could not be read or parsed."""

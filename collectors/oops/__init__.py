@@ -1,0 +1,1 @@
+"""Kernel oops, panic and warning collector."""
