@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +70,11 @@ def run_handler(func, args: argparse.Namespace, *, debug: bool, prog: str) -> in
 
     try:
         return int(func(args) or 0)
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: not an error of ours; keep Python's exit-time flush quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except (CoripperError, ReporterError, CollectorError, OSError, ValueError) as exc:
         if debug:
             raise
@@ -77,8 +83,6 @@ def run_handler(func, args: argparse.Namespace, *, debug: bool, prog: str) -> in
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return EXIT_OK
 
 
 def one_line(exc: BaseException) -> str:
