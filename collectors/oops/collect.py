@@ -1,0 +1,184 @@
+"""``crashkit oops collect``: one pass over the kernel logs, new reports into the spool.
+
+Default sources are all that exist on the host (kmsg, journal, syslog, pstore, kdump);
+``--source`` picks some, or names a log file. Every report found after the source's
+cursor becomes a Kerneloops problem directory, or bumps ``count`` of the directory with
+the same hash. A report already collected through another source (the same oops is in
+kmsg, the journal and kern.log) is counted once. A source that fails is logged and
+reported in the summary; the others still run. Exit 0 (2 for bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from reporter.dumpdir import spool_path
+
+from collectors.oops import parse
+from collectors.oops.cursor import CursorStore
+from collectors.oops.kerneloops_dir import HostInfo, OopsDirWriter, occurrence_key
+from collectors.oops.sources import LogUnit, default_sources, make_source
+
+log = logging.getLogger(__name__)
+
+# Kinds that are not crashes: reported by ``oops scan`` but given no problem directory.
+NOT_CRASHES = frozenset({"oom", "OOM", "oom-kill"})
+
+
+@dataclass
+class SourceSummary:
+    """What collecting from one source did."""
+
+    source: str
+    logs: list[str] = field(default_factory=list)
+    reports: int = 0          # reports found after the cursor
+    new: int = 0              # problem directories created
+    duplicate: int = 0        # existing directories whose count was bumped
+    already_seen: int = 0     # the same occurrence was collected before (another source)
+    skipped: int = 0          # not crashes (OOM kills)
+    dirs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportHandler:
+    """Turns reports into directories, once per occurrence (shared by collect and watch)."""
+
+    writer: OopsDirWriter
+    store: CursorStore
+
+    def handle(self, report: Any, origin: str, summary: SourceSummary) -> str | None:
+        """Record one report; returns the directory created or bumped, if any."""
+        summary.reports += 1
+        if is_not_crash(report):
+            summary.skipped += 1
+            return None
+        key = occurrence_key(report)
+        if self.store.seen_occurrence(key) is not None:
+            summary.already_seen += 1
+            return None
+        result = self.writer.write(report, origin=origin)
+        self.store.add_occurrence(key, os.path.basename(result.path))
+        if result.created:
+            summary.new += 1
+        else:
+            summary.duplicate += 1
+        summary.dirs.append(result.path)
+        log.info("%s: %s: %s %s", origin, report.title,
+                 "new" if result.created else f"duplicate (count {result.count})", result.path)
+        return result.path
+
+
+def is_not_crash(report: Any) -> bool:
+    """True for reports that are not crashes (OOM kills)."""
+    return str(report.kind).lower().startswith("oom") or report.kind in NOT_CRASHES
+
+
+def collect(sources: Iterable[Any], spool: str, *, host: HostInfo | None = None) -> list[SourceSummary]:
+    """Collect from ``sources`` into ``spool``; never raises for a failing source."""
+    os.makedirs(spool, mode=0o755, exist_ok=True)
+    writer = OopsDirWriter(spool, host or HostInfo.from_root())
+    summaries = []
+    with CursorStore(spool) as store:
+        handler = ReportHandler(writer, store)
+        for source in sources:
+            summary = SourceSummary(source.name)
+            summaries.append(summary)
+            try:
+                section = store.section(source.name)
+                for unit in source.units(section):
+                    _collect_unit(unit, handler, summary)
+                    store.save()
+            except Exception as exc:  # one broken source must not stop the others
+                log.debug("%s failed", source.name, exc_info=True)
+                msg = f"{source.name}: {_one_line(exc)}"
+                log.warning("%s", msg)
+                summary.errors.append(msg)
+            store.save()
+    return summaries
+
+
+def _collect_unit(unit: LogUnit, handler: ReportHandler, summary: SourceSummary) -> None:
+    summary.logs.append(unit.origin)
+    for report in parse.scan_lines(unit.lines):
+        handler.handle(report, unit.origin, summary)
+    summary.errors.extend(unit.errors)
+    unit.finish()
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    return " ".join((str(exc) or type(exc).__name__).split())
+
+
+def select_sources(specs: Sequence[str] | None) -> list[Any]:
+    """Sources for the ``--source`` values; all existing ones when none are given.
+
+    Raises ``ValueError`` for a value that is neither a source name nor a file.
+    """
+    if specs:
+        chosen: list[Any] = []
+        for spec in specs:
+            src = make_source(spec)
+            if not any(type(s) is type(src) and getattr(s, "path", None) == getattr(src, "path", None)
+                       for s in chosen):
+                chosen.append(src)
+        return chosen
+    found = []
+    for src in default_sources():
+        try:
+            if src.exists():
+                found.append(src)
+        except Exception as exc:  # probing must not kill the run either
+            log.warning("%s: %s", src.name, _one_line(exc))
+    return found
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    """Handler of ``crashkit oops collect``."""
+    sources = select_sources(getattr(args, "source", None))
+    spool = spool_path(getattr(args, "spool", None))
+    summaries = collect(sources, spool)
+    if getattr(args, "json", False):
+        out = {
+            "spool": spool,
+            "sources": [asdict(s) for s in summaries],
+            "dirs": _created(summaries),
+            "reports": sum(s.reports for s in summaries),
+            "new": sum(s.new for s in summaries),
+            "duplicate": sum(s.duplicate for s in summaries),
+        }
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_summary(summaries, spool))
+    return 0
+
+
+def _created(summaries: list[SourceSummary]) -> list[str]:
+    return sorted({d for s in summaries for d in s.dirs})
+
+
+def format_summary(summaries: list[SourceSummary], spool: str) -> str:
+    """Human-readable summary, one line per source plus the directories touched."""
+    if not summaries:
+        return "no kernel log source found"
+    lines = []
+    for s in summaries:
+        text = (f"{s.source}: {s.reports} report(s), {s.new} new, {s.duplicate} duplicate, "
+                f"{s.already_seen} already collected, {s.skipped} not crashes")
+        if s.errors:
+            text += f"; errors: {'; '.join(s.errors)}"
+        lines.append(text)
+    for d in _created(summaries):
+        lines.append(f"  {d}")
+    return "\n".join(lines)
