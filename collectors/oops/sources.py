@@ -138,6 +138,14 @@ class LogFile:
         if self.compression == "zstd":
             import zstandard  # lazy: only for zstd-rotated logs
 
+            # stream_reader ends silently on a bare or cut frame header: check it up front
+            # and report it where decoder errors are reported, when the lines are read.
+            try:
+                zstandard.get_frame_parameters(raw.read(18))
+            except zstandard.ZstdError as exc:
+                return io.BufferedReader(_Failing(exc))  # type: ignore[return-value]
+            finally:
+                raw.seek(0)
             # The zstd reader lacks readline() and seek(): buffer it, see _seek().
             reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
             return io.BufferedReader(_Unseekable(reader))  # type: ignore[return-value]
@@ -190,6 +198,19 @@ class LogFile:
             self._f.close()
         finally:
             self._raw.close()
+
+
+class _Failing(io.RawIOBase):
+    """A stream whose every read raises the error found when it was opened."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise self._error
 
 
 class _Unseekable(io.RawIOBase):

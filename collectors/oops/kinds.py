@@ -1,0 +1,135 @@
+"""Which kernel line starts which kind of report, and the lines that end or reset one.
+
+Start markers follow ABRT's "suspicious strings" (formats/libreport.md §5.2) and the
+report headers the kernel prints (lib/bug.c, kernel/panic.c, mm/kasan/report.c,
+kernel/locking/lockdep.c, kernel/watchdog.c, kernel/hung_task.c, kernel/rcu/tree_stall.h,
+mm/oom_kill.c, arch/x86/kernel/traps.c, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+# Stable kind identifiers (documented in docs/oops.md).
+KINDS: tuple[str, ...] = (
+    "null-ptr-deref", "paging-request", "oops", "gpf", "bug", "warning", "panic",
+    "soft-lockup", "hard-lockup", "hung-task", "rcu-stall", "kasan", "kmsan", "kcsan",
+    "ubsan", "kfence", "lockdep", "sleeping-in-atomic", "scheduling-while-atomic",
+    "list-corruption", "refcount", "bad-page", "workqueue-lockup", "stack-protector",
+    "double-fault", "divide-error", "invalid-opcode", "mce", "page-alloc-failure",
+    "stack-overflow", "oom",
+)
+
+# Kinds whose body runs to a line of "=" (mm/kasan/report.c end_report(), kcsan, kmsan, kfence).
+SANITIZER_BODY = frozenset({"kasan", "kmsan", "kcsan", "kfence"})
+# Kinds whose dependency chains contain frames before the real "stack backtrace:".
+LOCKDEP_BODY = frozenset({"lockdep"})
+
+
+class Marker(NamedTuple):
+    """A start marker found on a line."""
+
+    kind: str
+    detail: str  # kind-specific sub-type ("use-after-free", the lockdep headline, ...)
+    weak: bool  # only starts a report when none is open (else it is part of the open one)
+    die: bool  # an "Oops"/trap line that continues a preceding BUG/unable-to-handle line
+
+
+# Lines that user-space traps print; they are not kernel reports (arch/x86/kernel/traps.c).
+_USER_TRAP = re.compile(r"traps: \S+\[\d+\] |segfault at |DEBUG:")
+
+_DIE_CODE = r": [0-9a-f]{1,8} \[#\d+\]"
+_DIE_NAMES = (
+    r"general protection fault|invalid opcode|divide error|double fault|stack segment|bounds"
+    r"|coprocessor segment overrun|invalid TSS|segment not present|alignment check"
+    r"|fpu exception|simd exception|iret exception|int3"
+)
+_LOCKDEP = (
+    r"possible circular locking dependency detected|possible recursive locking detected"
+    r"|inconsistent lock state|possible irq lock inversion dependency detected"
+    r"|suspicious RCU usage|bad unlock balance detected|held lock freed"
+    r"|lock held when returning to user space|nested lock was not taken"
+    r"|bad contention detected|lock held at task exit time"
+    r"|(?:SOFT|HARD)IRQ-safe -> (?:SOFT|HARD)IRQ-unsafe lock order detected"
+    r"|Nested lock was not taken|chain_key collision|lockdep bfs error"
+)
+
+# (regex, kind, weak, die); first match wins, so specific patterns come first.
+_TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
+    (re.compile(r"Kernel panic - not syncing: (stack-protector: Kernel stack is corrupted in: ?(.*))"), "stack-protector", False, False),
+    (re.compile(r"Kernel panic - not syncing: ((?i:.*machine check.*))"), "mce", False, False),
+    (re.compile(r"Kernel panic - not syncing: ?(.*)"), "panic", False, False),
+    (re.compile(r"BUG: KASAN: ([\w-]+)"), "kasan", False, False),
+    (re.compile(r"KASAN: ([\w-]+) in range"), "kasan", True, False),
+    (re.compile(r"BUG: KMSAN: ([\w-]+)"), "kmsan", False, False),
+    (re.compile(r"BUG: KCSAN: ([\w-]+)"), "kcsan", False, False),
+    (re.compile(r"BUG: KFENCE: ([\w-]+(?: (?:read|write))?)"), "kfence", False, False),
+    (re.compile(r"UBSAN: ([\w-]+(?: behaviour)?) in "), "ubsan", False, False),
+    (re.compile(r"BUG: (?:unable to handle )?kernel NULL pointer dereference"), "null-ptr-deref", False, False),
+    (re.compile(r"[Uu]nable to handle kernel NULL pointer dereference"), "null-ptr-deref", False, False),
+    (re.compile(r"BUG: unable to handle (?:kernel paging request|page fault)"), "paging-request", False, False),
+    (re.compile(r"[Uu]nable to handle kernel (?:paging request|access)"), "paging-request", False, False),
+    (re.compile(r"BUG: unable to handle kernel"), "paging-request", False, False),
+    (re.compile(r"BUG: soft lockup"), "soft-lockup", False, False),
+    (re.compile(r"(?:Watchdog detected hard LOCKUP|BUG: hard lockup)"), "hard-lockup", False, False),
+    (re.compile(r"BUG: workqueue lockup"), "workqueue-lockup", False, False),
+    (re.compile(r"BUG: sleeping function called from invalid context"), "sleeping-in-atomic", False, False),
+    (re.compile(r"BUG: scheduling while atomic"), "scheduling-while-atomic", False, False),
+    (re.compile(r"BUG: Bad (?:page state|page map|rss-counter state)"), "bad-page", False, False),
+    (re.compile(r"INFO: task .{1,64} blocked for more than"), "hung-task", False, False),
+    (re.compile(r"INFO: rcu_\w+ (?:self-)?detected (?:stall|expedited stall)"), "rcu-stall", False, False),
+    (re.compile(r"(?:INFO|WARNING): (" + _LOCKDEP + r")"), "lockdep", False, False),
+    (re.compile(r"\[ INFO: (" + _LOCKDEP + r")\.? \]"), "lockdep", False, False),
+    (re.compile(r"(list_(?:add|del) corruption)"), "list-corruption", False, False),
+    (re.compile(r"refcount_t: (.*)"), "refcount", False, False),
+    (re.compile(r"(?:Oops: )?(?:traps: )?PANIC: double fault|^(?:Oops: )?double fault" + _DIE_CODE), "double-fault", False, True),
+    (re.compile(r"^(?:Oops: )?divide error" + _DIE_CODE), "divide-error", False, True),
+    (re.compile(r"^(?:Oops: )?invalid opcode" + _DIE_CODE), "invalid-opcode", False, True),
+    (re.compile(r"general protection fault"), "gpf", False, False),
+    (re.compile(r"^(?:Oops: )?(?:" + _DIE_NAMES + r")" + _DIE_CODE), "oops", False, True),
+    (re.compile(r"(?:^|Internal error: )Oops\b.*\[#\d+\]"), "oops", False, True),
+    (re.compile(r"Internal error: (.*)\[#\d+\]"), "oops", False, True),
+    (re.compile(r"[Kk]ernel BUG at"), "bug", False, False),
+    (re.compile(r"WARNING: (?:at |CPU: )"), "warning", False, False),
+    (re.compile(r"^Badness at "), "warning", False, False),
+    (re.compile(r"(?:Machine Check Exception:|Machine check events logged|\[Hardware Error\]: (?:CPU \d+: )?Machine Check)"), "mce", False, False),
+    (re.compile(r"invoked oom-killer:"), "oom", False, False),
+    (re.compile(r"^oom-kill:constraint="), "oom", False, False),
+    (re.compile(r"(?:Memory cgroup out of memory|Out of memory(?: \(oom_kill_allocating_task\))?): Kill(?:ed)? process"), "oom", False, False),
+    (re.compile(r"page allocation failure: order:"), "page-alloc-failure", False, False),
+    (re.compile(r"do_IRQ: stack overflow:|ear stack overflow \(cur:|BUG: stack guard page was hit"), "stack-overflow", False, False),
+    (re.compile(r"NETDEV WATCHDOG|IRQ handler type mismatch|RTNL: assertion failed|sysctl table check failed"), "warning", True, False),
+    (re.compile(r": nobody cared|Eeek! page_mapcount\(page\) went negative!"), "bug", True, False),
+    (re.compile(r"BUG: "), "bug", False, False),
+]
+
+# Cheap substrings: a line can only match _TABLE if it contains one of these (checked
+# over whole blocks first, which is what makes scanning a large log fast).
+ANCHORS: tuple[str, ...] = (
+    "BUG", "WARNING:", "INFO: ", "Oops", "protection fault", "nable to handle", "Kernel panic",
+    "achine check", "achine Check", "ouble fault", "divide error", "invalid opcode", "UBSAN:",
+    " corruption", "refcount_t:", "LOCKUP", "oom-kill", "ut of memory", "page allocation failure",
+    "Badness at", "NETDEV WATCHDOG", "nobody cared", "IRQ handler type mismatch", "stack overflow",
+    "RTNL: assertion", "page_mapcount", "sysctl table check", " [#", "KASAN", "Internal error",
+    "Linux version",
+)
+ANCHOR_RE = re.compile("|".join(re.escape(a) for a in ANCHORS))
+
+# Reboot / new boot: whatever report was open was cut off.
+BOOT_RE = re.compile(
+    r"^(?:Linux version (\S+)|Command line: |Kernel command line: |Booting (?:Linux|the kernel|paravirtualized kernel)"
+    r"|-- (?:Boot [0-9a-f]+|Reboot) --)"
+)
+
+
+def classify(text: str) -> Marker | None:
+    """Return the start marker on a (prefix-stripped, left-stripped) line, or None."""
+    if not text or _USER_TRAP.search(text):
+        return None
+    for rx, kind, weak, die in _TABLE:
+        m = rx.search(text)
+        if m:
+            detail = m.group(1) if m.groups() and m.group(1) is not None else ""
+            return Marker(kind, detail, weak, die)
+    return None
