@@ -18,6 +18,8 @@
 
 static pthread_barrier_t ready;
 static volatile int sink;
+/* Read through a volatile so the compiler cannot see the NULL and delete or trap the store. */
+int *volatile null_pointer;
 
 __attribute__((noinline)) static void thread_wait_forever(void) {
     for (;;) pause();
@@ -34,7 +36,7 @@ __attribute__((noinline)) void crash_level2(int *p) { crash_write_null(p); sink+
 __attribute__((noinline)) void crash_level1(int *p) { crash_level2(p); sink++; }
 
 __attribute__((noinline)) int recurse_then_crash(int depth) {
-    if (depth <= 0) { crash_write_null(NULL); return 0; }
+    if (depth <= 0) { crash_write_null(null_pointer); return 0; }
     return recurse_then_crash(depth - 1) + 1;
 }
 
@@ -68,7 +70,7 @@ int main(int argc, char **argv) {
         if (pthread_create(&t, NULL, worker_main, NULL)) return 4;
     }
     pthread_barrier_wait(&ready);
-    if (!strcmp(mode, "segv")) crash_level1(NULL);
+    if (!strcmp(mode, "segv")) crash_level1(null_pointer);
     else if (!strcmp(mode, "abort")) abort();
     else if (!strcmp(mode, "recurse")) recurse_then_crash(depth);
     else if (!strcmp(mode, "overflow")) overflow_stack(0);

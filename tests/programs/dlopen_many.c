@@ -4,7 +4,9 @@
 #include <dlfcn.h>
 #include <stdio.h>
 
-__attribute__((noinline)) void crash_after_loading(void) { *(volatile int *)0 = 1; }
+int *volatile null_pointer;  /* volatile: the compiler cannot delete or trap the store */
+
+__attribute__((noinline)) void crash_after_loading(void) { *null_pointer = 1; }
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {

@@ -1,0 +1,106 @@
+"""``crashkit backtrace CORE|DIR [--json] [--rootdir DIR]``: unwind a core in pure Python.
+
+DIR is a problem directory: its ``coredump`` (or ``coredump.zst``, decompressed to a temporary
+file), ``executable`` and ``rootdir`` elements are read (never written: saving the elements is
+the collectors' job, through :func:`coripper.backtrace.backtrace_elements`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+from coripper.errors import CoreFormatError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``backtrace`` subcommand."""
+    p = subparsers.add_parser(
+        "backtrace", help="unwind every thread of a core (satyr core_backtrace, duphash)",
+        description="Unwind every thread of an ELF core in pure Python and print the frames, or "
+                    "with --json satyr's core_backtrace plus duphash and crash_function.")
+    p.add_argument("core", metavar="CORE|DIR", help="an ELF core file or a problem directory")
+    p.add_argument("--json", action="store_true",
+                   help='print {"core_backtrace": ..., "duphash": ..., "crash_function": ...}')
+    p.add_argument("--rootdir", help="root directory the process saw (container); default: "
+                                     "the problem directory's rootdir element, else /")
+    p.add_argument("--executable", help="the crashed program on disk (default: from the core's "
+                                         "NT_FILE, or the problem directory's executable)")
+    p.add_argument("--component", default="", help="duphash prefix (the component, as ABRT)")
+    p.set_defaults(func=run)
+
+
+def _read_element(directory: str, name: str) -> str | None:
+    try:
+        fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        text = f.read(1 << 20).decode("utf-8", "replace").strip()
+    return text or None
+
+
+@contextlib.contextmanager
+def _core_path(directory: str) -> Iterator[str]:
+    plain = os.path.join(directory, "coredump")
+    if os.path.isfile(plain) and os.path.getsize(plain) > 0:
+        yield plain
+        return
+    packed = os.path.join(directory, "coredump.zst")
+    if not os.path.isfile(packed):
+        raise CoreFormatError(f"{directory}: no coredump or coredump.zst element")
+    import zstandard
+
+    with tempfile.NamedTemporaryFile(prefix="crashkit-core-", delete=True) as tmp:
+        try:
+            with open(packed, "rb") as src:
+                zstandard.ZstdDecompressor().copy_stream(src, tmp)
+        except zstandard.ZstdError as exc:
+            raise CoreFormatError(f"{packed}: {exc}") from None
+        tmp.flush()
+        yield tmp.name
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``crashkit backtrace``."""
+    from coripper.backtrace import core_backtrace
+
+    target = args.core
+    executable = args.executable
+    rootdir = args.rootdir
+    if os.path.isdir(target):
+        executable = executable or _read_element(target, "executable")
+        if rootdir is None:
+            rootdir = _read_element(target, "rootdir")
+        ctx = _core_path(target)
+    elif os.path.exists(target):
+        ctx = contextlib.nullcontext(target)
+    else:
+        raise OSError(2, "No such file or directory", target)
+    rootdir = rootdir or "/"
+    if not os.path.isdir(rootdir):
+        raise ValueError(f"rootdir {rootdir} is not a directory")
+    with ctx as core:
+        bt = core_backtrace(core, rootdir=rootdir, executable=executable)
+    if args.json:
+        doc = {"core_backtrace": json.loads(bt.to_json()), "duphash": bt.duphash(args.component),
+               "crash_function": bt.crash_function()}
+        print(json.dumps(doc, indent=2))
+        return 0
+    for i, thread in enumerate(bt.threads):
+        if i:
+            print()
+        print(f"Thread {thread.tid}" + (" (crash thread)" if thread.crash_thread else ""))
+        for n, f in enumerate(thread.frames):
+            where = (f"{os.path.basename(f.file_name)}+0x{f.build_id_offset:x}" if f.file_name
+                     else "??")
+            print(f"#{n:<3} 0x{f.address:016x} {f.function_name or '??'} ({where})")
+    for w in bt.warnings:
+        print(f"crashkit: warning: {w}", file=sys.stderr)
+    return 0
+

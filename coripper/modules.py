@@ -1,0 +1,340 @@
+"""The ELF modules of a core: ``NT_FILE`` mappings grouped per file, load bias and build-id,
+the file on disk (under ``rootdir``), its separate debug file, and their CFI/symbol tables.
+
+The build-id comes from the module's first page in the core when the core has it (the kernel
+dumps it by default, coredump_filter bit 4), else from the file. A file on disk whose build-id
+differs from the core's is a different build: we use neither its CFI nor its symbols and mark
+the module ``mismatch``. Tables are cached per build-id for the life of the process.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from coripper import elfcore
+from coripper.cfi import CfiError, CfiTable, Row
+from coripper.coremem import CoreMemory, FileBacking
+from coripper.symbols import SymbolTable, parse_symbols
+
+AT_ENTRY = 9
+AT_SYSINFO_EHDR = 33
+VDSO_PATH = "[vdso]"
+
+
+@dataclass
+class ModuleTables:
+    """CFI tables (searched in order) and function symbols of one module."""
+
+    cfi: list[CfiTable] = field(default_factory=list)
+    symbols: SymbolTable = field(default_factory=lambda: SymbolTable(()))
+
+    def row_at(self, pc: int) -> Row | None:
+        """The first CFI row covering link-time ``pc`` (``.eh_frame``, then ``.debug_frame``)."""
+        for table in self.cfi:
+            try:
+                row = table.row_at(pc)
+            except CfiError:
+                continue
+            if row is not None:
+                return row
+        return None
+
+
+@dataclass(frozen=True)
+class Module:
+    """One mapped ELF object of the process."""
+
+    path: str                    # as the process mapped it (NT_FILE), or "[vdso]"
+    start: int                   # lowest mapped address
+    end: int
+    bias: int                    # runtime address - link-time address
+    build_id: str | None         # from the core's copy of the header, else from the file
+    disk_path: str | None        # the file we read (under rootdir), None when absent
+    debug_path: str | None       # separate debug file (/usr/lib/debug/.build-id/..)
+    status: str                  # "ok", "missing" (no file), "mismatch" (other build-id), "no-build-id"
+    tables: ModuleTables = field(compare=False, repr=False, default_factory=ModuleTables)
+
+    def contains(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+
+class ModuleMap:
+    """Modules sorted by address."""
+
+    def __init__(self, modules: Iterable[Module]) -> None:
+        self.modules = sorted(modules, key=lambda m: m.start)
+        self._starts = [m.start for m in self.modules]
+
+    def find(self, addr: int) -> Module | None:
+        """The module whose address range holds ``addr``."""
+        i = bisect.bisect_right(self._starts, addr) - 1
+        while i >= 0:
+            m = self.modules[i]
+            if m.contains(addr):
+                return m
+            if i > 0 and self.modules[i - 1].end <= addr:
+                return None
+            i -= 1
+        return None
+
+
+_TABLE_CACHE: dict[object, ModuleTables] = {}
+_CACHE_LIMIT = 512
+
+
+def clear_cache() -> None:
+    """Forget every cached module table (tests, long-running processes)."""
+    _TABLE_CACHE.clear()
+
+
+def _section(elf, name: str) -> tuple[bytes, int] | None:  # type: ignore[no-untyped-def]
+    sec = elf.get_section_by_name(name)
+    if sec is None or sec["sh_type"] == "SHT_NOBITS":
+        return None
+    return sec.data(), sec["sh_addr"]
+
+
+def _symbols(elf) -> list:  # type: ignore[no-untyped-def,type-arg]
+    from elftools.elf.sections import SymbolTableSection
+    for name in (".symtab", ".dynsym"):
+        sec = elf.get_section_by_name(name)
+        if isinstance(sec, SymbolTableSection) and sec["sh_type"] != "SHT_NOBITS":
+            strtab = elf.get_section(sec["sh_link"])
+            syms = parse_symbols(sec.data(), strtab.data())
+            if syms:
+                return syms
+    return []
+
+
+def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> ModuleTables:
+    """Read CFI and symbols of an ELF object and of its separate debug file (either may be None).
+
+    Symbols come from the debug file's ``.symtab`` when there is one (it has the static
+    functions a stripped library lacks), else from the object's ``.symtab`` / ``.dynsym``.
+    """
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    tables = ModuleTables()
+    syms: list = []  # type: ignore[type-arg]
+    for s, is_debug in ((debug_stream, True), (stream, False)):
+        if s is None:
+            continue
+        try:
+            elf = ELFFile(s)
+            if elf.elfclass != 64 or not elf.little_endian:
+                continue
+            if not is_debug:
+                eh = _section(elf, ".eh_frame")
+                if eh is not None:
+                    hdr = _section(elf, ".eh_frame_hdr")
+                    tables.cfi.insert(0, CfiTable.from_eh_frame(
+                        eh[0], eh[1], hdr[0] if hdr else None, hdr[1] if hdr else 0))
+            dbg = _section(elf, ".debug_frame")
+            if dbg is not None:
+                tables.cfi.append(CfiTable.from_debug_frame(dbg[0]))
+            if not syms:
+                syms = _symbols(elf)
+        except (ELFError, CfiError, OSError, ValueError, KeyError, AssertionError, struct.error):
+            continue
+    tables.symbols = SymbolTable(syms)
+    return tables
+
+
+def _file_build_id(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            eh = elfcore.parse_elf_header(head, require_core=False)
+            f.seek(eh.e_phoff)
+            phdrs = elfcore.parse_program_headers(f.read(eh.e_phnum * eh.e_phentsize), eh.e_phnum)
+            for ph in phdrs:
+                if ph.p_type == elfcore.PT_NOTE and ph.p_filesz < 1 << 20:
+                    f.seek(ph.p_offset)
+                    bid = elfcore.parse_build_id_notes(f.read(ph.p_filesz))
+                    if bid:
+                        return bid
+    except Exception:  # noqa: BLE001 - an unreadable or garbage file has no known build-id
+        return None
+    return None
+
+
+def _under_root(rootdir: str, path: str) -> str:
+    return os.path.join(rootdir, path.lstrip("/")) if rootdir not in ("", "/") else path
+
+
+def debug_file_for(build_id: str | None, rootdir: str) -> str | None:
+    """The separate debug file of ``build_id`` under ``rootdir``'s /usr/lib/debug/.build-id."""
+    if not build_id or len(build_id) < 3:
+        return None
+    cand = _under_root(rootdir, f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
+    return cand if os.path.isfile(cand) else None
+
+
+def _tables_for(key: object, disk_path: str | None, debug_path: str | None,
+                data: bytes | None = None) -> ModuleTables:
+    if key in _TABLE_CACHE:
+        return _TABLE_CACHE[key]
+    stream: BinaryIO | None = None
+    dstream: BinaryIO | None = None
+    try:
+        if data is not None:
+            stream = io.BytesIO(data)
+        elif disk_path is not None:
+            stream = open(disk_path, "rb")
+        if debug_path is not None:
+            dstream = open(debug_path, "rb")
+        tables = load_tables(stream, dstream)
+    except OSError:
+        tables = ModuleTables()
+    finally:
+        for s in (stream, dstream):
+            if s is not None:
+                s.close()
+    if len(_TABLE_CACHE) >= _CACHE_LIMIT:
+        _TABLE_CACHE.clear()
+    _TABLE_CACHE[key] = tables
+    return tables
+
+
+def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory, rootdir: str = "/",
+                *, executable: str | None = None) -> ModuleMap:
+    """Group ``NT_FILE`` mappings into modules and load their tables.
+
+    Also installs the on-disk files as ``memory``'s fallback for read-only file-backed memory
+    (only for modules whose build-id matches).
+    """
+    page = notes.page_size or 4096
+    by_path: dict[str, list[elfcore.FileMapping]] = {}
+    for m in notes.mappings:
+        by_path.setdefault(m.path, []).append(m)
+    modules: list[Module] = []
+    backings: list[FileBacking] = []
+    for path, maps in by_path.items():
+        base = min((m for m in maps if m.file_offset == 0), key=lambda m: m.start, default=None)
+        if base is None:
+            continue
+        disk: str | None = _under_root(rootdir, path)
+        if executable and notes.executable == path and not os.path.isfile(disk or ""):
+            disk = executable
+        if disk is not None and not os.path.isfile(disk):
+            disk = None
+        head = memory.read(base.start, page)
+        if head is None or head[:4] != b"\x7fELF":
+            head = None
+            if disk is not None:
+                try:
+                    with open(disk, "rb") as f:
+                        head = f.read(page)
+                except OSError:
+                    head = None
+        if head is None or head[:4] != b"\x7fELF":
+            continue
+        try:
+            mh = elfcore.parse_module_header(head)
+        except Exception:  # noqa: BLE001 - a garbage header is simply not a module
+            mh = None
+        if mh is None:
+            continue
+        file_bid = _file_build_id(disk) if disk is not None else None
+        build_id = mh.build_id or file_bid
+        if disk is None:
+            status = "missing"
+        elif build_id and file_bid and build_id != file_bid:
+            status = "mismatch"
+        elif not build_id:
+            status = "no-build-id"
+        else:
+            status = "ok"
+        bias = base.start - (mh.min_vaddr & ~(page - 1))
+        debug = debug_file_for(build_id, rootdir) if status in ("ok", "missing") else None
+        usable_disk = disk if status in ("ok", "no-build-id") else None
+        key: object = build_id if build_id else ("path", usable_disk)
+        if usable_disk is None and debug is None:
+            tables = ModuleTables()
+        else:
+            if usable_disk is None:
+                key = ("debug-only", build_id)
+            tables = _tables_for(key, usable_disk, debug)
+        modules.append(Module(path, min(m.start for m in maps), max(m.end for m in maps), bias,
+                              build_id, disk, debug, status, tables))
+        if usable_disk is not None:
+            backings += [FileBacking(m.start, m.end, m.file_offset, usable_disk) for m in maps]
+    if executable and not any(m.path == notes.executable for m in modules) and not notes.mappings:
+        exe = _executable_from_auxv(notes, memory, executable, rootdir, page)
+        if exe is not None:
+            modules.append(exe)
+            backings.append(FileBacking(exe.start, exe.end, 0, executable))
+    vdso = _vdso_module(notes, memory)
+    if vdso is not None:
+        modules.append(vdso)
+    memory.set_file_backings(backings)
+    return ModuleMap(modules)
+
+
+def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executable: str,
+                          rootdir: str, page: int) -> Module | None:
+    """The main program of a core without ``NT_FILE`` (qemu-user writes none): placed by
+    ``AT_ENTRY`` (runtime entry point) minus the file's ``e_entry``."""
+    entry = notes.auxv.get(AT_ENTRY)
+    if not entry or not os.path.isfile(executable):
+        return None
+    try:
+        with open(executable, "rb") as f:
+            head = f.read(page)
+        eh = elfcore.parse_elf_header(head, require_core=False)
+        mh = elfcore.parse_module_header(head)
+    except Exception:  # noqa: BLE001 - not an ELF file we can use
+        return None
+    if mh is None:
+        return None
+    loads = [p for p in mh.phdrs if p.p_type == elfcore.PT_LOAD]
+    if not loads:
+        return None
+    bias = entry - eh.e_entry
+    start = (mh.min_vaddr & ~(page - 1)) + bias
+    end = max(p.p_vaddr + p.p_memsz for p in loads) + bias
+    file_bid = mh.build_id or _file_build_id(executable)
+    core_head = memory.read(start, page)
+    core_bid = None
+    if core_head is not None and core_head[:4] == b"\x7fELF":
+        try:
+            core_mh = elfcore.parse_module_header(core_head)
+            core_bid = core_mh.build_id if core_mh else None
+        except Exception:  # noqa: BLE001
+            core_bid = None
+    build_id = core_bid or file_bid
+    if core_bid and file_bid and core_bid != file_bid:
+        return Module(executable, start, end, bias, build_id, executable, None, "mismatch")
+    debug = debug_file_for(build_id, rootdir)
+    tables = _tables_for(build_id or ("path", executable), executable, debug)
+    return Module(executable, start, end, bias, build_id, executable, debug,
+                  "ok" if build_id else "no-build-id", tables)
+
+
+def _vdso_module(notes: elfcore.CoreNotes, memory: CoreMemory) -> Module | None:
+    addr = notes.auxv.get(AT_SYSINFO_EHDR)
+    if not addr:
+        return None
+    seg = next((s for s in memory.segments if s.vaddr <= addr < s.end), None)
+    if seg is None:
+        return None
+    image = memory.read(addr, seg.end - addr)
+    if image is None or image[:4] != b"\x7fELF":
+        return None
+    try:
+        mh = elfcore.parse_module_header(image)
+    except Exception:  # noqa: BLE001
+        return None
+    if mh is None:
+        return None
+    key = mh.build_id or ("vdso", image)
+    tables = _tables_for(key, None, None, data=image)
+    return Module(VDSO_PATH, addr, seg.end, addr - mh.min_vaddr, mh.build_id, None, None,
+                  "ok" if mh.build_id else "no-build-id", tables)

@@ -1,0 +1,108 @@
+"""Function symbols of an ELF object (``.symtab``, else ``.dynsym``): which function holds an address.
+
+Symbol tables are unpacked with :mod:`struct` (pyelftools' per-symbol objects are far too slow
+for libc's thousands of entries). Names are the raw ELF names, as elfutils'
+``dwfl_module_addrname`` (and so satyr) returns them, e.g. ``_IO_file_underflow@@GLIBC_2.2.5``
+in an unstripped libc; C++ names are demangled separately (:func:`demangle`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+STT_FUNC, STT_GNU_IFUNC = 2, 10
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+SYM = struct.Struct("<IBBHQQ")                           # Elf64_Sym
+
+# elfutils prefers a global definition over a weak one over a local one at the same address.
+_BIND_RANK = {STB_GLOBAL: 0, STB_WEAK: 1, STB_LOCAL: 2}
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    value: int
+    size: int
+    bind: int
+
+
+def parse_symbols(symtab: bytes, strtab: bytes) -> list[Symbol]:
+    """The defined function symbols of a raw ``Elf64_Sym`` table."""
+    out: list[Symbol] = []
+    n = len(symtab) // SYM.size
+    for name_off, info, _other, shndx, value, size in SYM.iter_unpack(symtab[:n * SYM.size]):
+        if shndx == 0 or (info & 0xF) not in (STT_FUNC, STT_GNU_IFUNC) or value == 0:
+            continue
+        end = strtab.find(b"\0", name_off)
+        if name_off >= len(strtab) or end < 0:
+            continue
+        name = strtab[name_off:end].decode("utf-8", "replace")
+        if name:
+            out.append(Symbol(name, value, size, info >> 4))
+    return out
+
+
+class SymbolTable:
+    """Function symbols sorted by address, with aliases at one address ranked like elfutils."""
+
+    def __init__(self, symbols: Iterable[Symbol]) -> None:
+        best: dict[int, Symbol] = {}
+        self.aliases: dict[int, list[str]] = {}
+        for s in symbols:
+            self.aliases.setdefault(s.value, []).append(s.name)
+            cur = best.get(s.value)
+            if cur is None or _rank(s) < _rank(cur):
+                best[s.value] = s
+        self._syms = sorted(best.values(), key=lambda s: s.value)
+        self._starts = [s.value for s in self._syms]
+        # Largest end address seen so far, to reject zero-size symbols shadowed by a sized one.
+        self._max_end: list[int] = []
+        m = 0
+        for s in self._syms:
+            m = max(m, s.value + s.size)
+            self._max_end.append(m)
+
+    def __len__(self) -> int:
+        return len(self._syms)
+
+    def lookup(self, addr: int) -> Symbol | None:
+        """The function containing link-time ``addr``: a sized symbol covering it, else the
+        nearest preceding zero-size symbol (hand-written assembly without ``.size``)."""
+        i = bisect.bisect_right(self._starts, addr) - 1
+        j = i
+        while j >= 0 and i - j < 64 and self._max_end[j] > addr:
+            s = self._syms[j]
+            if s.size and addr < s.value + s.size:
+                return s
+            j -= 1
+        if i >= 0 and self._syms[i].size == 0 and (i == 0 or self._max_end[i - 1] <= addr):
+            return self._syms[i]
+        return None
+
+
+def _rank(s: Symbol) -> tuple[int, int, int]:
+    return (0 if s.size else 1, _BIND_RANK.get(s.bind, 3), len(s.name))
+
+
+_demangle_cache: dict[str, str] = {}
+
+
+def demangle(names: Iterable[str]) -> dict[str, str]:
+    """Demangle C++ (``_Z``) names with ``c++filt`` (one process for all of them) when it is
+    installed; names it cannot demangle, and every name without ``c++filt``, map to themselves."""
+    todo = sorted({n for n in names if n.startswith("_Z") and n not in _demangle_cache})
+    if todo and shutil.which("c++filt"):
+        try:
+            out = subprocess.run(["c++filt"], input="\n".join(todo) + "\n", capture_output=True,
+                                 text=True, timeout=10, check=False).stdout.splitlines()
+        except (OSError, subprocess.SubprocessError):
+            out = []
+        if len(out) == len(todo):
+            # A versioned name "_Z...@@V" is returned with its suffix intact by c++filt.
+            _demangle_cache.update(zip(todo, out))
+    return {n: _demangle_cache.get(n, n) for n in names}
