@@ -1,0 +1,162 @@
+"""The crash hook's settings: section ``[hook]`` of the crashkit TOML config.
+
+Where the hook looks, first match wins:
+
+1. ``--config=PATH`` on its command line (``crashkit hook install`` bakes the path of the
+   ``hook.toml`` it writes into the generated launcher, because the kernel starts the hook
+   with an empty environment);
+2. ``$CRASHKIT_CONFIG`` (for running the hook by hand);
+3. ``/etc/crashkit/crashkit.toml``.
+
+A missing file means "all defaults". Unknown keys and invalid values are reported as
+warnings (the hook logs them) and ignored, so a typo never disables crash capture.
+``tomllib`` is imported only when a file exists.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+
+DEFAULT_CONFIG = "/etc/crashkit/crashkit.toml"
+CONFIG_ENV = "CRASHKIT_CONFIG"
+MAX_CONFIG_BYTES = 1 << 20
+MiB = 1 << 20
+
+#: Signals whose default action dumps core (signal(7)); abrt's list plus SIGQUIT/SIGXCPU/SIGXFSZ.
+CORE_SIGNALS = (4, 8, 11, 7, 6, 5, 31, 3, 24, 25)  # ILL FPE SEGV BUS ABRT TRAP SYS QUIT XCPU XFSZ
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """Every setting of the hook, with safe defaults."""
+
+    spool: str = "/var/spool/crashkit"
+    keep: str = "minimized"                # minimized | full | none
+    compress: str = "none"                 # none | zstd
+    max_spool_size: int = 5000 * MiB       # bytes; 0 = no cap
+    min_free_space: int = 1250 * MiB       # bytes free on the spool's filesystem; 0 = no floor
+    crash_loop_limit: int = 5              # full captures per executable per window; 0 = off
+    crash_loop_window: int = 60            # seconds
+    max_core_size: int = 4096 * MiB        # bytes of coredump saved at most; 0 = no cap
+    time_limit: int = 300                  # seconds for the whole hook
+    ignored_paths: tuple[str, ...] = ()    # fnmatch globs against the executable
+    signals: tuple[int, ...] = CORE_SIGNALS
+    log_file: str | None = None            # also append log lines here
+    postprocess: bool = True               # detached core_backtrace/duphash child
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+_CHOICES = {"keep": ("minimized", "full", "none"), "compress": ("none", "zstd")}
+_INTS = {"max_spool_size", "min_free_space", "crash_loop_limit", "crash_loop_window",
+         "max_core_size", "time_limit"}
+
+
+def config_path(option: str | None = None, environ: dict[str, str] | None = None) -> str:
+    """The config file to read: *option* > ``$CRASHKIT_CONFIG`` > the system file."""
+    if option:
+        return option
+    env = os.environ if environ is None else environ
+    return env.get(CONFIG_ENV) or DEFAULT_CONFIG
+
+
+def parse_config(data: dict, base: HookConfig | None = None) -> HookConfig:
+    """Build a :class:`HookConfig` from a parsed TOML document (pure).
+
+    Only the ``[hook]`` table is read; bad keys/values become ``warnings``.
+    """
+    cfg = base or HookConfig()
+    section = data.get("hook", {})
+    warnings: list[str] = []
+    if not isinstance(section, dict):
+        return replace(cfg, warnings=("[hook] is not a table",))
+    known = {f.name for f in fields(HookConfig)} - {"warnings"}
+    changes: dict[str, object] = {}
+    for key, value in section.items():
+        if key not in known:
+            warnings.append(f"unknown key hook.{key} ignored")
+            continue
+        try:
+            changes[key] = _check(key, value)
+        except ValueError as exc:
+            warnings.append(f"hook.{key}: {exc}; default kept")
+    return replace(cfg, **changes, warnings=tuple(warnings))  # type: ignore[arg-type]
+
+
+def _check(key: str, value: object) -> object:
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise ValueError(f"must be one of {', '.join(_CHOICES[key])}")
+        return value
+    if key in _INTS:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError("must be a non-negative integer")
+        if key == "time_limit" and value == 0:
+            raise ValueError("must be at least 1")
+        return value
+    if key in ("spool", "log_file"):
+        if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+            raise ValueError("must be an absolute path")
+        return value
+    if key == "ignored_paths":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of strings")
+        return tuple(value)
+    if key == "signals":
+        if not isinstance(value, list) or not all(isinstance(v, int) and 0 < v < 65 for v in value):
+            raise ValueError("must be a list of signal numbers")
+        return tuple(value)
+    if key == "postprocess":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    raise ValueError("unsupported")  # pragma: no cover
+
+
+def load_config(path: str) -> HookConfig:
+    """Read *path* (missing ⇒ defaults). An unreadable or invalid file gives the defaults
+    plus a warning: the hook must still capture the crash."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return HookConfig()
+    except OSError as exc:
+        return HookConfig(warnings=(f"{path}: {exc.strerror}; using defaults",))
+    try:
+        raw = os.read(fd, MAX_CONFIG_BYTES)
+    except OSError as exc:
+        return HookConfig(warnings=(f"{path}: {exc.strerror}; using defaults",))
+    finally:
+        os.close(fd)
+    import tomllib  # only when there is a file: keeps the hook's start-up light
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return HookConfig(warnings=(f"{path}: {exc}; using defaults",))
+    return parse_config(data)
+
+
+def render_config(cfg: HookConfig) -> str:
+    """TOML text of the ``[hook]`` section for *cfg* (what ``crashkit hook install`` writes)."""
+    lines = ["[hook]"]
+    for f in fields(HookConfig):
+        if f.name == "warnings":
+            continue
+        value = getattr(cfg, f.name)
+        if value is None:
+            continue
+        lines.append(f"{f.name} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(type(value))

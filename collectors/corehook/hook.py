@@ -1,0 +1,126 @@
+"""``crashkit-hook``: the core_pattern pipe handler (``python -m collectors.corehook.hook``).
+
+The kernel runs this as root, with an empty environment, for every core dump on the host,
+and waits (``core_pipe_limit``) until it has read the core from stdin. So it: keeps its own
+crashes from recursing (RLIMIT_CORE stays 1: the kernel refuses to pipe-dump a process whose
+limit is 1), arms a hard time limit, never lets an exception escape, always drains stdin,
+always exits 0, and logs one line per crash. Start-up imports stay small: standard library,
+:mod:`reporter.dumpdir`, :mod:`coripper.stream` (see docs/hook.md for measurements).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+EXIT_OK = 0
+# After a timeout we still try to drain stdin for this long before giving up.
+DRAIN_GRACE = 30
+
+
+class HookTimeout(BaseException):
+    """The hard time limit expired (BaseException: no ``except Exception`` may swallow it)."""
+
+
+def _on_alarm(signum, frame):  # type: ignore[no-untyped-def]
+    raise HookTimeout()
+
+
+def _sane_fds() -> None:
+    """Make fds 0-2 valid (the usermode helper may start us without stdout/stderr)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+            except OSError:
+                pass
+
+
+def _no_recursion() -> None:
+    """Keep RLIMIT_CORE at 1, the kernel's own recursion guard for pipe helpers
+    (fs/coredump.c refuses to pipe-dump a task whose limit is exactly 1; 0 would not stop a
+    pipe dump). Our children inherit it."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (1, 1))
+    except (OSError, ValueError, ImportError):
+        pass
+
+
+def _drain(fd: int) -> None:
+    """Read *fd* to EOF and discard it (splice to /dev/null; read() fallback)."""
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        while True:
+            try:
+                if os.splice(fd, null, 1 << 20) == 0:
+                    return
+            except OSError:
+                break
+        buf = bytearray(1 << 20)
+        while os.readv(fd, [buf]) > 0:
+            pass
+    finally:
+        os.close(null)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; always returns 0."""
+    _no_recursion()
+    _sane_fds()
+    os.umask(0o077)
+    os.environ["CRASHKIT_HOOK_CHILD"] = "1"
+    words = sys.argv[1:] if argv is None else list(argv)
+    from collectors.corehook import hooklog
+
+    deadline = 300
+    try:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.alarm(deadline)  # until the config says otherwise
+        from collectors.corehook.args import parse_args
+        from collectors.corehook.config import config_path, load_config
+
+        # The config first (it names the log file), then the kernel's arguments.
+        given = next((w[len("--config="):] for w in words[:2] if w.startswith("--config=")), None)
+        cfg = load_config(config_path(given if given and given.startswith("/") else None))
+        hooklog.setup(cfg.log_file)
+        for warning in cfg.warnings:
+            hooklog.log(f"config: {warning}")
+        args = parse_args(words)
+        deadline = cfg.time_limit
+        signal.alarm(deadline)
+        from collectors.corehook.capture import capture
+
+        capture(args, cfg)
+    except HookTimeout:
+        hooklog.log(f"time limit of {deadline} s reached: giving up on this crash", error=True)
+    except BaseException as exc:  # noqa: BLE001 - the kernel must never see us fail
+        hooklog.log(f"error: {_one_line(exc)}", error=True)
+    finally:
+        try:
+            signal.alarm(DRAIN_GRACE)
+            _drain(0)
+        except BaseException:  # noqa: BLE001
+            pass
+        finally:
+            signal.alarm(0)
+    return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

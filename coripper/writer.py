@@ -1,0 +1,148 @@
+"""ELF core writer over a seekable sink: placeholder header, data, then phdrs, header patched last.
+
+Output layout (offsets relative to where the sink stood when we started)::
+
+    Elf64_Ehdr (patched at the end) | PT_NOTE data (original notes, verbatim)
+    | PT_LOAD data, each at an offset congruent to its vaddr modulo the page size
+    | Elf64_Phdr table (PT_NOTEs first, then PT_LOADs sorted by vaddr) | our PT_NOTE (provenance)
+
+Every segment has ``p_memsz == p_filesz``; overlapping loads are clipped so the table is sorted
+and non-overlapping (``readelf``/``eu-readelf`` clean).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .elfcore import (EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE, ProgramHeader,
+                      pack_program_header)
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+MAX_OUT_SEGMENTS = 0xFFFE   # stay below PN_XNUM
+_ZEROS = bytes(65536)
+
+
+@dataclass
+class OutSegment:
+    """One segment of the output core."""
+
+    p_type: int
+    vaddr: int
+    offset: int              # relative to the start of the output
+    size: int
+    flags: int
+    reason: str
+
+
+class CoreWriter:
+    """Writes an ELF core to ``sink`` (must be seekable); call :meth:`finish` once at the end."""
+
+    def __init__(self, sink: BinaryIO, e_ident: bytes, e_machine: int, e_flags: int,
+                 page: int) -> None:
+        self.sink = sink
+        self.base = sink.tell()
+        self.e_ident = e_ident
+        self.e_machine = e_machine
+        self.e_flags = e_flags
+        self.page = page
+        self.pos = 0
+        self.segments: list[OutSegment] = []
+        self._open: OutSegment | None = None
+        self._raw(bytes(EHDR_SIZE))
+
+    def _raw(self, data: bytes | memoryview) -> None:
+        self.sink.write(data)
+        self.pos += len(data)
+
+    def _pad_to(self, offset: int) -> None:
+        while self.pos < offset:
+            self._raw(_ZEROS[:min(len(_ZEROS), offset - self.pos)])
+
+    def add_note(self, data: bytes, reason: str) -> None:
+        """Append a ``PT_NOTE`` segment holding ``data`` (4-byte aligned)."""
+        self._pad_to((self.pos + 3) & ~3)
+        self.segments.append(OutSegment(PT_NOTE, 0, self.pos, len(data), 0, reason))
+        self._raw(data)
+
+    def begin_load(self, vaddr: int, flags: int, reason: str) -> None:
+        """Start a ``PT_LOAD`` at ``vaddr``; follow with :meth:`write` calls and :meth:`end_load`."""
+        page = self.page
+        self._pad_to(self.pos + ((vaddr - self.pos) % page))
+        self._open = OutSegment(PT_LOAD, vaddr, self.pos, 0, flags, reason)
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._open is not None
+        self._raw(data)
+        self._open.size += len(data)
+
+    def end_load(self) -> OutSegment | None:
+        seg, self._open = self._open, None
+        if seg is not None and seg.size:
+            self.segments.append(seg)
+            return seg
+        return None
+
+    def add_load(self, vaddr: int, data: bytes, flags: int, reason: str) -> None:
+        self.begin_load(vaddr, flags, reason)
+        self.write(data)
+        self.end_load()
+
+    def find(self, vaddr: int, size: int) -> OutSegment | None:
+        """The load segment holding all of ``[vaddr, vaddr+size)``, if any."""
+        for s in self.segments:
+            if s.p_type == PT_LOAD and s.vaddr <= vaddr and vaddr + size <= s.vaddr + s.size:
+                return s
+        return None
+
+    def overlaps(self, vaddr: int, size: int) -> bool:
+        return any(s.p_type == PT_LOAD and s.vaddr < vaddr + size and vaddr < s.vaddr + s.size
+                   for s in self.segments)
+
+    def patch(self, offset: int, data: bytes) -> None:
+        """Overwrite already-written bytes at output ``offset``."""
+        self.sink.seek(self.base + offset)
+        self.sink.write(data)
+        self.sink.seek(self.base + self.pos)
+
+    def normalized_loads(self) -> list[OutSegment]:
+        """Loads sorted by vaddr, clipped so none overlaps its predecessor."""
+        out: list[OutSegment] = []
+        for s in sorted((s for s in self.segments if s.p_type == PT_LOAD),
+                        key=lambda s: (s.vaddr, -s.size)):
+            if out and s.vaddr < out[-1].vaddr + out[-1].size:
+                cut = out[-1].vaddr + out[-1].size - s.vaddr
+                if cut >= s.size:
+                    continue
+                s = OutSegment(PT_LOAD, s.vaddr + cut, s.offset + cut, s.size - cut, s.flags, s.reason)
+            out.append(s)
+        return out[:MAX_OUT_SEGMENTS]
+
+    def finish(self, last_note: bytes = b"", reason: str = "provenance") -> int:
+        """Write the phdr table, then ``last_note`` as a final PT_NOTE, and patch the ELF header.
+
+        The provenance note goes last so that its size (which differs between file and stream
+        mode) moves nothing else. Returns the output size in bytes.
+        """
+        self._pad_to((self.pos + 7) & ~7)
+        phoff = self.pos
+        notes = [s for s in self.segments if s.p_type == PT_NOTE]
+        loads = self.normalized_loads()[:MAX_OUT_SEGMENTS - len(notes) - 1]
+        count = len(notes) + len(loads) + (1 if last_note else 0)
+        note_at = phoff + count * PHDR_SIZE
+        if last_note:
+            notes.append(OutSegment(PT_NOTE, 0, note_at, len(last_note), 0, reason))
+        phdrs = bytearray()
+        for s in notes + loads:
+            align = 4 if s.p_type == PT_NOTE else self.page
+            phdrs += pack_program_header(ProgramHeader(
+                s.p_type, s.flags, s.offset, s.vaddr, 0, s.size, s.size, align))
+        self._raw(bytes(phdrs))
+        self._raw(last_note)
+        end = self.pos
+        ehdr = _EHDR.pack(self.e_ident, ET_CORE, self.e_machine, 1, 0, phoff, 0, self.e_flags,
+                          EHDR_SIZE, PHDR_SIZE, count, 0, 0, 0)
+        self.patch(0, ehdr)
+        self.sink.seek(self.base + end)
+        return end
