@@ -29,6 +29,15 @@ MAX_FRAMES = 256
 HEADER_LIMIT = 60  # lines before a call trace; ABRT uses 40 (§5.3 step 4)
 BODY_LIMIT = {"kasan": 600, "kmsan": 600, "kcsan": 400, "kfence": 400, "lockdep": 400, "oom": MAX_REPORT_LINES}
 PANIC_JOIN_WINDOW = 40  # lines after a report within which a "Kernel panic" still belongs to it
+# Panic messages that are the consequence of a preceding report (kernel/exit.c make_task_dead,
+# kernel/panic.c check_panic_on_warn, kernel/hung_task.c, kernel/watchdog*.c, mce); any other
+# panic ("VFS: Unable to mount root fs") is a report of its own even right after another one.
+_PANIC_CONSEQUENCE = re.compile(
+    r"Fatal exception|panic_on_warn|panic_on_oops|Attempted to kill (?:init|the idle task)"
+    r"|Aiee, killing interrupt handler|hung_task: blocked tasks|softlockup: hung tasks|[Hh]ard LOCKUP"
+    r"|(?i:machine check)|Fatal hardware error|RCU Stall|rcu_.*stall|Out of memory|System is deadlocked on memory"
+    r"|Oops|Fatal trap|Fatal exception in interrupt"
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,7 @@ class _Scanner:
     """The report state machine; feed it every line (or only candidate lines while idle)."""
 
     def __init__(self) -> None:
+        self.lineno = 0
         self.open: dict[str | None, _Builder] = {}
         self.recent: dict[str | None, tuple[_Builder, int]] = {}
         self.boot_version: str | None = None
@@ -179,10 +189,11 @@ class _Scanner:
         stripped = text.strip()
         if not stripped:
             return  # ABRT ignores empty lines too (§5.1)
+        self.lineno = lineno
         boot = K.BOOT_RE.match(stripped)
         if boot:
             for key in list(self.open):
-                self._close(key, truncated=True)
+                self._close(key, truncated=not self._complete(self.open[key]))
             self.recent.clear()
             if boot.group(1):
                 self.boot_version = boot.group(1)
@@ -197,7 +208,8 @@ class _Scanner:
             return
         if marker.kind == "panic" or (marker.kind == "mce" and stripped.startswith("Kernel panic")):
             prev = self.recent.get(key)
-            if prev is not None and lineno - prev[1] <= PANIC_JOIN_WINDOW and key not in self.open:
+            if (prev is not None and lineno - prev[1] <= PANIC_JOIN_WINDOW and key not in self.open
+                    and _PANIC_CONSEQUENCE.search(stripped)):
                 builder = prev[0]
                 self.done = [r for r in self.done if r.start_line != builder.start]
                 builder.state = "after"
@@ -249,6 +261,9 @@ class _Scanner:
                 self._close(key, truncated=True)
             return True
         if st == "after":
+            if marker is not None and not marker.weak and marker.kind not in ("panic", "mce", "stack-protector"):
+                self._close(key, truncated=False)
+                return False  # a new report right after the end marker ("BUG: Bad ..." looks like a register line)
             if _AFTER_END.search(s) or _REGS.match(s) or _HEX_DUMP.match(s):
                 if marker is not None and marker.kind == "panic" and b.kind == "oom":
                     b.kind, b.detail = "panic", marker.detail
@@ -349,16 +364,24 @@ class _Scanner:
         self.done.append(_build(b, truncated, self.boot_version))
         self.recent[key] = (b, b.lines[-1][0])
 
+    @staticmethod
+    def _complete(b: _Builder) -> bool:
+        """Had the open report reached its natural end (so a cut here loses nothing)?"""
+        return (b.state == "after" or b.ended_naturally or b.kind in _HEADER_ONLY
+                or (b.state == "trace" and any(parse_frame(t.strip()) for _, t in b.lines)))
+
     def finish(self) -> None:
         """End of input: whatever is open was cut off unless its trace had already ended."""
         for key in list(self.open):
-            b = self.open[key]
-            complete = b.state == "after" or b.kind in _HEADER_ONLY or (b.state == "trace" and any(parse_frame(t.strip()) for _, t in b.lines))
-            self._close(key, truncated=not complete)
+            self._close(key, truncated=not self._complete(self.open[key]))
+        self.recent.clear()
 
     def take(self) -> list[KernelReport]:
-        out = sorted(self.done, key=lambda r: r.start_line)
-        self.done = []
+        """Finished reports, in input order; a report a following "Kernel panic" may still join
+        is held back until the join window has passed (so it is never returned twice)."""
+        joinable = {b.start for b, end in self.recent.values() if self.lineno - end <= PANIC_JOIN_WINDOW}
+        out = sorted((r for r in self.done if r.start_line not in joinable), key=lambda r: r.start_line)
+        self.done = [r for r in self.done if r.start_line in joinable]
         return out
 
 
@@ -386,7 +409,8 @@ def _build(b: _Builder, truncated: bool, boot_version: str | None) -> KernelRepo
     in_irq = False
     has_trace_header = any(_TRACE_START.search(s) for s in stripped)
     lockdep_gate = kind == "lockdep"
-    seen_trying = False
+    lock_at_open = False
+    nmi_end = 0
     for i, s in enumerate(stripped):
         if version is None and ("Tainted" in s or "tainted" in s or "#" in s):
             m = _VERSION.search(s)
@@ -442,14 +466,18 @@ def _build(b: _Builder, truncated: bool, boot_version: str | None) -> KernelRepo
             m = _KASAN_ACCESS.match(s)
             if m:
                 extra["access"] = m.group(1)
-        if kind == "lockdep":
-            # The lock being taken names the culprit: the "at:" line after "is trying to acquire
-            # lock:" (circular/recursive) or "takes:" (inconsistent lock state).
-            seen_trying = seen_trying or "is trying to acquire" in s or "takes:" in s
-            if seen_trying and not header_funcs:
-                m = _LOCK_AT.search(s)
-                if m:
-                    header_funcs.append(m.group(1))
+        if kind == "lockdep" and lock_at_open:
+            # The lock being taken names the culprit: the "at:" lines right after "is trying to
+            # acquire lock:" (circular/recursive) or "takes:" (inconsistent lock state); a
+            # symbolised report lists the inlined lock wrappers first, one "at:" line each.
+            m = _LOCK_AT.search(s)
+            if m:
+                header_funcs.append(m.group(1))
+            elif header_funcs or s.startswith(("but ", "{", "other info", "stack backtrace")):
+                lock_at_open = False
+        if kind == "lockdep" and not lock_at_open and not header_funcs and (
+                "is trying to acquire" in s or s.endswith("takes:")):
+            lock_at_open = True
         if kind == "oom":
             m = _OOM_VICTIM.search(s)
             if m:
@@ -480,7 +508,10 @@ def _build(b: _Builder, truncated: bool, boot_version: str | None) -> KernelRepo
                 in_irq = True
             if in_irq and s.startswith(("<EOI>", "</IRQ>", "<<EOE>>", "</NMI>", "</SOFTIRQ>")):
                 in_irq = False
-                after_irq = len(frames)
+                if not after_irq:
+                    after_irq = len(frames)
+                if s.startswith("</NMI>") and not nmi_end:
+                    nmi_end = len(frames)
             if s.startswith(("RIP:", "EIP:", "Code:", "Modules linked in:")):
                 continue
             f = parse_frame(s)
@@ -489,7 +520,10 @@ def _build(b: _Builder, truncated: bool, boot_version: str | None) -> KernelRepo
     if version is None:
         version = boot_version
     letters = tainted_letters(text)
-    func = guilty_function(kind, header_funcs, rip, frames, after_irq)
+    # A hard lockup is detected in NMI: the NMI section is machinery, the interrupted code
+    # (possibly an IRQ handler) is the culprit.
+    irq_end = nmi_end if kind == "hard-lockup" and nmi_end else after_irq
+    func = guilty_function(kind, header_funcs, rip, frames, irq_end, detail)
     if kind == "kcsan":
         m = re.search(r"BUG: KCSAN: [\w-]+ in ([A-Za-z_][\w.$]*)", first)
         if m:

@@ -23,7 +23,7 @@ _SKIP_GENERAL = [
     r"general_protection", r"invalid_op", r"divide_error", r"error_entry", r"error_exit", r"ud2",
     r"fixup_exception\w*", r"ex_handler_\w+", r"do_mem_abort", r"__do_kernel_fault", r"el1_\w+", r"el1h_\w+",
     r"do_bad_area", r"__do_user_fault", r"die_kernel_fault", r"bug_handler", r"call_break_hook", r"brk_handler",
-    r"kasan_\w+", r"__kasan_\w+", r"check_memory_region\w*", r"print_address_description\w*", r"print_report",
+    r"_*kasan_\w+", r"check_memory_region\w*", r"print_address_description\w*", r"print_report",
     r"describe_object\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+", r"__msan_\w+", r"kcsan_\w+", r"__kcsan_\w+",
     r"__tsan_\w+", r"ubsan_\w+", r"__ubsan_\w+", r"kfence_\w+", r"__kfence_\w+", r"report_\w+",
     r"lock_acquire\w*", r"__lock_acquire\w*", r"lock_release", r"lockdep_\w+", r"__lockdep_\w+",
@@ -36,7 +36,10 @@ _SKIP_GENERAL = [
     r"_?_?str(?:cpy|ncpy|len|nlen|cmp|ncmp|casecmp|chr|nchr|rchr|lcpy|scpy|cat|ncat|lcat|str|sep|spn|cspn|pbrk|dup|ndup)\w*",
     r"_?_?copy_(?:to|from|in)_user\w*", r"__copy_\w+", r"copy_user_\w+", r"raw_copy_\w+", r"rep_movs_\w+",
     r"__get_user\w*", r"__put_user\w*", r"strncpy_from_user", r"strnlen_user", r"__?check_object_size",
-    r"__check_heap_object", r"usercopy_abort", r"__list_\w+", r"list_(?:add|del)\w*", r"__hlist_\w+",
+    r"__check_heap_object", r"usercopy_abort", r"__list_\w+_or_report", r"dump_trace\w*",
+    r"kfree", r"kfree_sensitive", r"kvfree\w*", r"kmem_cache_free\w*", r"__kmem_cache_free\w*", r"slab_free\w*",
+    r"__slab_free", r"do_slab_free", r"___cache_free", r"__cache_free", r"kfree_rcu\w*",
+    r"instrument_\w+",
     r"refcount_\w+", r"__refcount_\w+", r"__stack_chk_fail\w*", r"__fortify_\w+", r"fortify_panic",
     r"stack_trace_\w+", r"save_stack\w*", r"arch_stack_walk\w*", r"__save_stack_trace\w*", r"unwind_\w+",
     r"__unwind_\w+", r"nmi_cpu_backtrace\w*", r"nmi_trigger_cpumask_backtrace", r"arch_trigger_\w+",
@@ -53,6 +56,34 @@ _SKIP_GENERAL = [
     r"kvmalloc\w*", r"__vmalloc\w*", r"vmalloc\w*", r"alloc_slab_page", r"allocate_slab", r"new_slab",
     r"_?_?folio_alloc\w*", r"vma_alloc_folio\w*",
 ]
+# Lock primitives: the lock is not the culprit, its taker is (kernel/locking/*).
+_LOCK_PRIMS = [
+    r"_raw_\w+", r"__raw_\w+", r"do_raw_\w+", r"(?:native_|__pv_|pv_)?queued_(?:spin|read|write)_lock\w*",
+    r"spin_(?:un)?lock\w*", r"spin_trylock\w*", r"(?:raw_)?(?:read|write)_(?:un)?lock\w*",
+    r"__?mutex_(?:un)?lock\w*", r"mutex_trylock\w*", r"__mutex_lock_common", r"down_(?:read|write)\w*",
+    r"up_(?:read|write)\w*", r"__?down_common", r"down", r"up", r"down_trylock", r"down_interruptible",
+    r"down_killable", r"down_timeout", r"rwsem_\w+", r"__rwsem_\w+", r"rcu_read_(?:un)?lock\w*", r"rcu_lock_acquire",
+    r"local_bh_(?:disable|enable)\w*", r"__local_bh_\w+", r"percpu_down_\w+", r"percpu_up_\w+",
+]
+# List debugging helpers: skipped only for list corruption reports (syzkaller keeps them as the
+# crash site of a general protection fault / KASAN report: "general protection fault in __list_del_entry_valid").
+_LIST_HELPERS = [r"__list_\w+", r"list_(?:add|del)\w*", r"__hlist_\w+", r"hlist_\w+"]
+# Reference helpers inlined into a refcount_t warning's stack ("sock_hold include/net/sock.h [inline]").
+_REF_HELPERS = [r"sock_hold", r"sock_put", r"__sock_put", r"kref_\w+", r"get_\w+_ref", r"__refcount_\w+"]
+# Sanitizer header function ("BUG: KASAN: TYPE in F"): only the sanitizer itself and the
+# string/copy/free helpers it instruments are skipped (the access site may be anything, even
+# lockdep's __lock_acquire).
+_SANITIZER_HEADER_SKIP = [
+    r"kasan_\w+", r"__kasan_\w+", r"_+kasan_\w+", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+",
+    r"kmsan_\w+", r"__msan_\w+", r"kfence_\w+", r"__kfence_\w+", r"instrument_\w+",
+    r"_?_?mem(?:cpy|set|move|cmp|chr|scan)\w*", r"__mem\w+", r"memcpy_\w+",
+    r"_?_?str(?:cpy|ncpy|len|nlen|cmp|ncmp|casecmp|chr|nchr|rchr|lcpy|scpy|cat|ncat|lcat|str|sep|spn|cspn|pbrk|dup|ndup)\w*",
+    r"_?_?copy_(?:to|from|in)_user\w*", r"__copy_\w+", r"copy_user_\w+", r"raw_copy_\w+", r"rep_movs_\w+",
+    r"kfree", r"kfree_sensitive", r"kvfree\w*", r"kmem_cache_free\w*", r"__kmem_cache_free\w*", r"slab_free\w*",
+    r"__slab_free", r"do_slab_free",
+]
+_COPY_USER = re.compile(r"^(?:_?_?copy_(?:to|from|in)_user\w*|raw_copy_\w+|copy_user_\w+)$")
+
 _SKIP_SCHED = [
     r"schedule\w*", r"__schedule\w*", r"io_schedule\w*", r"context_switch", r"__switch_to\w*",
     r"finish_task_switch\w*", r"__?mutex_lock\w*", r"mutex_lock\w*", r"rwsem_down_\w+", r"__?down_\w+",
@@ -61,6 +92,8 @@ _SKIP_SCHED = [
     r"bit_wait\w*", r"__wait_\w+", r"wait_\w+", r"prepare_to_wait\w*", r"schedule_timeout\w*",
     r"percpu_down_\w+", r"__percpu_down_\w+", r"rcu_sync_\w+", r"synchronize_\w+", r"__synchronize_\w+",
     r"__flush_work\w*", r"flush_work", r"__?flush_workqueue", r"kthread", r"ret_from_fork\w*",
+    r"__?lock_page\w*", r"__?folio_lock\w*", r"folio_wait_\w+", r"__folio_lock\w*", r"do_task_dead",
+    r"preempt_schedule\w*", r"__cond_resched", r"_cond_resched", r"cond_resched\w*", r"yield",
 ]
 _SKIP_IRQ = [
     r"rcu_\w+", r"__rcu_\w+", r"print_cpu_stall\w*", r"check_cpu_stall\w*", r"update_process_times",
@@ -69,6 +102,8 @@ _SKIP_IRQ = [
     r"__do_softirq", r"do_softirq\w*", r"invoke_softirq", r"handle_irq\w*", r"irq_enter\w*",
     r"sched_clock_tick", r"scheduler_tick", r"account_\w+", r"watchdog\w*", r"softlockup_\w+",
     r"run_timer_softirq", r"__run_timers\w*", r"call_timer_fn", r"timer_interrupt", r"irq_work_\w+",
+    r"sched_show_task", r"dump_cpu_task", r"__switch_to\w*", r"sched_clock\w*", r"delay_tsc", r"__const_udelay",
+    r"__udelay", r"__delay", r"native_safe_halt", r"cpu_relax", r"touch_nmi_watchdog",
 ]
 
 
@@ -76,17 +111,29 @@ def _compile(names: Sequence[str]) -> re.Pattern[str]:
     return re.compile(r"^(?:" + "|".join(names) + r")$")
 
 
-_SKIP = _compile(_SKIP_GENERAL)
-_SKIP_WITH_SCHED = _compile(_SKIP_GENERAL + _SKIP_SCHED)
-_SKIP_WITH_IRQ = _compile(_SKIP_GENERAL + _SKIP_IRQ)
+_GENERAL = _SKIP_GENERAL + _LOCK_PRIMS
+_SKIP = _compile(_GENERAL)
+_SKIP_WITH_SCHED = _compile(_GENERAL + _SKIP_SCHED)
+_SKIP_WITH_IRQ = _compile(_GENERAL + _SKIP_IRQ)
+_SKIP_LIST_CORRUPTION = _compile(_GENERAL + _LIST_HELPERS)
+_SKIP_REFCOUNT = _compile(_GENERAL + _REF_HELPERS)
+_SKIP_LOCK_AT = _compile(_LOCK_PRIMS + [r"lock_acquire\w*", r"__lock_acquire\w*", r"lockdep_\w+"])
+_SKIP_SANITIZER_HEADER = _compile(_SANITIZER_HEADER_SKIP)
+# Function names the compiler cloned ("foo.isra.0", "foo.part.24", "foo.constprop.0", "foo.cold"):
+# titles and the guilty function carry the source name.
+_CLONE_SUFFIX = re.compile(r"\.(?:isra|part|constprop|cold|llvm|lto_priv|clone|localalias|\d+$)\b.*$")
 # Function name as it appears in a header ("in tcp_close+0x12/0x34", "at ... foo+0x8f/0xa0").
 _HEADER_FUNC = re.compile(r"([A-Za-z_][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 
 
+def base_name(name: str) -> str:
+    """``name`` without compiler clone suffixes (``.isra.0``, ``.part.24``, ``.cold``...)."""
+    return _CLONE_SUFFIX.sub("", name)
+
+
 def is_machinery(name: str, kind: str = "") -> bool:
     """True if ``name`` is a reporting/entry/helper frame that never is the culprit."""
-    base = name.split(".", 1)[0]
-    return bool(_skip_re(kind).match(base))
+    return bool(_skip_re(kind).match(base_name(name)))
 
 
 def _skip_re(kind: str) -> re.Pattern[str]:
@@ -94,36 +141,67 @@ def _skip_re(kind: str) -> re.Pattern[str]:
         return _SKIP_WITH_SCHED
     if kind in ("rcu-stall", "soft-lockup", "hard-lockup"):
         return _SKIP_WITH_IRQ
+    if kind == "list-corruption":
+        return _SKIP_LIST_CORRUPTION
+    if kind == "refcount":
+        return _SKIP_REFCOUNT
     return _SKIP
 
 
 def guilty_function(kind: str, header_funcs: Sequence[str], rip: KernelFrame | None,
-                    frames: Sequence[KernelFrame], after_irq: int = 0) -> str | None:
-    """Pick the culprit function for a report of ``kind``.
+                    frames: Sequence[KernelFrame], after_irq: int = 0, detail: str = "") -> str | None:
+    """Pick the culprit function for a report of ``kind`` (clone suffixes removed).
 
     ``header_funcs`` are functions named on the report's own lines (the WARNING site, the
-    lockdep ``at:`` function); ``after_irq`` is the index of the first frame outside the
-    interrupt/NMI context (lockups report the interrupted code, not the watchdog).
+    sanitizer's "in F", the lockdep ``at:`` functions of the lock being taken); ``after_irq``
+    is the index of the first frame outside the interrupt/NMI context (lockups and stalls
+    report the interrupted code, not the watchdog).
     """
     skip = _skip_re(kind)
     reliable = [f.function for f in frames if f.function and f.reliable]
     if not reliable:
         reliable = [f.function for f in frames if f.function]
     rip_names = [rip.function] if rip is not None and rip.function else []
-    if kind in ("kasan", "kmsan", "kfence", "ubsan", "hung-task", "sleeping-in-atomic",
-                "scheduling-while-atomic", "bad-page", "page-alloc-failure", "panic", "oom",
-                "refcount", "list-corruption"):
-        order = list(header_funcs) + rip_names + reliable if kind in ("refcount", "list-corruption") else reliable + list(header_funcs)
-    elif kind in ("warning", "lockdep", "kcsan"):
-        order = list(header_funcs) + rip_names + reliable
-    elif kind == "hard-lockup":
+    header = list(header_funcs)
+    if kind in ("kasan", "kmsan", "kfence"):
+        # The sanitizer names the access site; only its own machinery is skipped there.
+        infoleak = kind == "kmsan" and "infoleak" in detail
+        for name in header:
+            b = base_name(name)
+            if infoleak and _COPY_USER.match(b):
+                return b
+            if not _SKIP_SANITIZER_HEADER.match(b):
+                return b
+        order = reliable + rip_names
+    elif kind == "lockdep":
+        # The "at:" function of the lock being taken (syzkaller), unless it is a lock primitive.
+        for name in header:
+            b = base_name(name)
+            if not _SKIP_LOCK_AT.match(b):
+                return b
+        order = reliable
+    elif kind in ("ubsan", "hung-task", "sleeping-in-atomic", "scheduling-while-atomic", "bad-page",
+                  "page-alloc-failure", "panic", "oom"):
+        order = reliable + header
+    elif kind in ("refcount", "list-corruption"):
+        order = header + rip_names + reliable
+    elif kind in ("warning", "kcsan"):
+        order = header + rip_names + reliable
+    elif kind in ("hard-lockup", "soft-lockup", "rcu-stall"):
         late = [f.function for f in frames[after_irq:] if f.function and f.reliable] if after_irq else []
+        if after_irq and not late:
+            late = [f.function for f in frames[after_irq:] if f.function]
+        # With an instruction pointer, the CPU was stuck there (or in its callers, in order);
+        # without one (3.10 "Task dump for CPU"), the frames after the IRQ section are.
+        if rip_names and kind != "hard-lockup":
+            late = []
         order = rip_names + late + reliable
     else:
-        order = rip_names + reliable + list(header_funcs)
+        order = rip_names + reliable + header
     for name in order:
-        if not skip.match(name.split(".", 1)[0]):
-            return name
+        b = base_name(name)
+        if not skip.match(b):
+            return b
     return None
 
 
@@ -143,10 +221,11 @@ def normalize_text(text: str) -> str:
 def make_title(kind: str, first_line: str, detail: str, func: str | None, extra: dict[str, str]) -> str:
     """Title for a report: syzkaller's compact form (``WARNING in foo``)."""
     in_f = f" in {func}" if func else ""
-    if kind == "null-ptr-deref":
-        return "BUG: unable to handle kernel NULL pointer dereference" + in_f
-    if kind == "paging-request":
-        return "BUG: unable to handle kernel paging request" + in_f
+    if kind in ("null-ptr-deref", "paging-request"):
+        what = "NULL pointer dereference" if kind == "null-ptr-deref" else "paging request"
+        if first_line.startswith("Unable to handle kernel"):
+            return f"Unable to handle kernel {what}" + in_f  # arm/arm64 die_kernel_fault()
+        return f"BUG: unable to handle kernel {what}" + in_f
     if kind == "gpf":
         return "general protection fault" + in_f
     if kind == "bug":
@@ -187,8 +266,7 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
     if kind == "kfence":
         return f"KFENCE: {detail}" + in_f
     if kind == "ubsan":
-        typ = "undefined behaviour" if detail.lower().startswith("undefined") else detail
-        return f"UBSAN: {typ}" + in_f
+        return f"UBSAN: {detail}" + in_f
     if kind == "lockdep":
         d = detail.rstrip("!. ")
         if "circular" in d or "recursive" in d or "lock order" in d or "inversion" in d:
@@ -196,7 +274,8 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
         if "inconsistent lock state" in d:
             return "inconsistent lock state" + in_f
         if "suspicious RCU usage" in d:
-            return "suspicious RCU usage" + in_f
+            return "WARNING: suspicious RCU usage" + in_f
+        d = re.sub(r" detected$", "", d)
         return f"WARNING: {d}" + in_f
     if kind == "sleeping-in-atomic":
         return "BUG: sleeping function called from invalid context" + in_f
@@ -205,14 +284,14 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
     if kind == "list-corruption":
         return "BUG: corrupted list" + in_f
     if kind == "refcount":
-        return "refcount bug" + in_f
+        return "WARNING: refcount bug" + in_f
     if kind == "bad-page":
         m = re.search(r"BUG: (Bad (?:page state|page map|rss-counter state))", first_line)
         return "BUG: " + (m.group(1) if m else "Bad page state") + in_f
     if kind == "workqueue-lockup":
         return "BUG: workqueue lockup"
     if kind == "stack-protector":
-        return "stack-protector: Kernel stack is corrupted" + in_f
+        return "kernel panic: stack is corrupted" + in_f
     if kind == "double-fault":
         return "PANIC: double fault" + in_f
     if kind == "divide-error":
@@ -226,6 +305,8 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
     if kind == "page-alloc-failure":
         return "page allocation failure" + in_f
     if kind == "stack-overflow":
+        if "stack guard page was hit" in first_line:
+            return "BUG: stack guard page was hit" + in_f
         return "BUG: stack overflow" + in_f
     if kind == "oom":
         victim = extra.get("victim")
