@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 import conftest  # noqa: E402  (the shared test helpers: programs and kernel crashes)
 
 from coripper.backtrace import core_backtrace  # noqa: E402
+from coripper.inline import clear_cache as clear_inline_cache  # noqa: E402
 from coripper.modules import clear_cache  # noqa: E402
 
 
@@ -51,10 +52,12 @@ def main() -> int:
 
         def cold() -> None:
             clear_cache()
+            clear_inline_cache()        # DWARF indexes (inline and tail-call frames) too
             core_backtrace(core)
 
         bt = core_backtrace(core)
         frames = sum(len(t.frames) for t in bt.threads)
+        synthetic = sum(len(t.all_frames()) for t in bt.threads) - frames
         t_cold = _best(cold, args.repeat)
         t_warm = _best(lambda: core_backtrace(core), args.repeat)
         t_cli = _best(lambda: subprocess.run(
@@ -63,7 +66,8 @@ def main() -> int:
         t_gdb = _best(lambda: subprocess.run(
             ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", str(exe), core],
             check=True, capture_output=True), args.repeat)
-    print(f"core: {len(bt.threads)} threads, {frames} frames (best of {args.repeat})")
+    print(f"core: {len(bt.threads)} threads, {frames} frames + {synthetic} inline/tail-call "
+          f"(best of {args.repeat})")
     print(f"ours in-process, cold caches : {t_cold * 1000:8.1f} ms")
     print(f"ours in-process, warm caches : {t_warm * 1000:8.1f} ms")
     print(f"ours whole process (CLI)     : {t_cli * 1000:8.1f} ms")

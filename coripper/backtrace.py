@@ -18,7 +18,8 @@ from typing import BinaryIO
 from coripper import elfcore
 from coripper.coremem import open_core_memory
 from coripper.errors import CoreFormatError, UnsupportedCoreError, UnwindError
-from coripper.modules import VDSO_PATH, map_modules
+from coripper.inline import CallTarget, inline_names, tail_call_chain
+from coripper.modules import VDSO_PATH, Module, ModuleMap, map_modules
 from coripper.symbols import demangle
 from coripper.unwind import ARCHES, unwind_thread
 
@@ -35,16 +36,31 @@ class CoreFrame:
     function_name: str | None = None
     file_name: str | None = None
     fingerprint: str | None = None
+    #: gdb's frames without a machine frame that come just before this one, innermost first:
+    #: the tail-called functions between the previous frame and this one, then the functions
+    #: inlined at this frame's pc (docs/backtrace.md). Only on physical frames.
+    synthetic: tuple["CoreFrame", ...] = ()
+    inlined: bool = False            # a synthetic frame for a DW_TAG_inlined_subroutine
+    tail_call: bool = False          # a synthetic frame for a function left by a tail call
 
 
 @dataclass(frozen=True)
 class CoreThread:
-    """One thread's frames, innermost first."""
+    """One thread's frames, innermost first. ``frames`` are the physical frames (satyr's);
+    :meth:`all_frames` adds the inline and tail-call frames as gdb lists them."""
 
     frames: tuple[CoreFrame, ...]
     tid: int | None = None
     crash_thread: bool = False
     stop_reason: str | None = None
+
+    def all_frames(self) -> list[CoreFrame]:
+        """Every frame as gdb shows it: each physical frame preceded by its synthetic ones."""
+        out: list[CoreFrame] = []
+        for f in self.frames:
+            out.extend(f.synthetic)
+            out.append(f)
+        return out
 
 
 @dataclass
@@ -88,12 +104,8 @@ class CoreBacktrace:
             raise CoreFormatError("core_backtrace is not a JSON object")
         threads = []
         for t in doc.get("stacktrace") or []:
-            frames = tuple(
-                CoreFrame(address=int(f.get("address", 0)), build_id=f.get("build_id"),
-                          build_id_offset=int(f.get("build_id_offset", 0)),
-                          function_name=f.get("function_name"), file_name=f.get("file_name"),
-                          fingerprint=f.get("fingerprint"))
-                for f in t.get("frames") or [] if isinstance(f, dict))
+            frames = tuple(_frame_from_json(f) for f in t.get("frames") or []
+                           if isinstance(f, dict))
             threads.append(CoreThread(frames, crash_thread=bool(t.get("crash_thread", False))))
         return cls(int(doc.get("signal", 0)), doc.get("executable"), None, threads,
                    bool(doc.get("only_crash_thread", False)))
@@ -129,6 +141,17 @@ class CoreBacktrace:
         return frames[0].function_name if frames else None
 
 
+def _frame_from_json(f: dict) -> CoreFrame:  # type: ignore[type-arg]
+    synthetic = f.get("synthetic_frames")
+    return CoreFrame(
+        address=int(f.get("address", 0)), build_id=f.get("build_id"),
+        build_id_offset=int(f.get("build_id_offset", 0)), function_name=f.get("function_name"),
+        file_name=f.get("file_name"), fingerprint=f.get("fingerprint"),
+        synthetic=tuple(_frame_from_json(g) for g in synthetic if isinstance(g, dict))
+        if isinstance(synthetic, list) else (),
+        inlined=f.get("inlined") is True, tail_call=f.get("tail_call") is True)
+
+
 def _jstr(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
@@ -149,16 +172,31 @@ def _frame_json(f: CoreFrame) -> str:
         out.append(f',   "file_name": {_jstr(f.file_name)}\n')
     if f.fingerprint is not None:
         out.append(f',   "fingerprint": {_jstr(f.fingerprint)}\n')
+    if f.inlined:
+        out.append(',   "inlined": true\n')
+    if f.tail_call:
+        out.append(',   "tail_call": true\n')
+    if f.synthetic:
+        # Our extension (satyr ignores unknown keys): kept out of "frames" so that satyr's
+        # frame list, and every hash over it, stays the physical frames elfutils unwinds.
+        out.append(',   "synthetic_frames":\n')
+        out.append(_list_json(f.synthetic))
     out.append("}")
+    return "".join(out)
+
+
+def _list_json(frames: Sequence[CoreFrame]) -> str:
+    out = []
+    for i, f in enumerate(frames):
+        out.append("      [ " if i == 0 else "      , ")
+        out.append(_indent_rest(_frame_json(f), 8))
+        out.append(" ]\n" if i == len(frames) - 1 else "\n")
     return "".join(out)
 
 
 def _thread_json(t: CoreThread) -> str:
     out = ['{   "crash_thread": true\n,   "frames":\n' if t.crash_thread else '{   "frames":\n']
-    for i, f in enumerate(t.frames):
-        out.append("      [ " if i == 0 else "      , ")
-        out.append(_indent_rest(_frame_json(f), 8))
-        out.append(" ]\n" if i == len(t.frames) - 1 else "\n")
+    out.append(_list_json(t.frames))
     if not t.frames:
         out.append("      [  ]\n")
     out.append("}")
@@ -207,7 +245,8 @@ def _is_error_path(frame: CoreFrame) -> bool:
 def normalize_frames(frames: Sequence[CoreFrame]) -> list[CoreFrame]:
     """Version suffixes removed from names; the error-reporting frames on top removed (unless
     that would remove every frame)."""
-    out = [replace(f, function_name=normalize_name(f.function_name)) for f in frames]
+    out = [replace(f, function_name=normalize_name(f.function_name), synthetic=())
+           for f in frames if not (f.inlined or f.tail_call)]
     i = 0
     while i < len(out) and _is_error_path(out[i]):
         i += 1
@@ -270,31 +309,98 @@ def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> C
     finally:
         memory.close()
     names: dict[int, str | None] = {}
-    for _t, stack in raw_threads:
-        for fr in stack.frames:
+
+    def symbol_at(m: Module, lookup_pc: int) -> str | None:
+        if lookup_pc not in names:
+            sym = m.tables.symbols.lookup(lookup_pc - m.bias)
+            names[lookup_pc] = sym.name if sym else None
+        return names[lookup_pc]
+
+    # Per frame: the synthetic frames gdb shows before it, as (kind, module, pc, raw name).
+    extra: dict[tuple[int, int], list[tuple[str, Module, int, str | None]]] = {}
+    resolve = _Resolver(modules)
+    for ti, (_t, stack) in enumerate(raw_threads):
+        for fi, fr in enumerate(stack.frames):
             m = fr.module
-            if m is None or fr.lookup_pc in names:
+            if m is None:
                 continue
-            sym = m.tables.symbols.lookup(fr.lookup_pc - m.bias)
-            names[fr.lookup_pc] = sym.name if sym else None
-    pretty = demangle([n for n in names.values() if n])
+            symbol_at(m, fr.lookup_pc)
+            found: list[tuple[str, Module, int, str | None]] = []
+            prev = stack.frames[fi - 1] if fi else None
+            # gdb looks for tail calls when the callee was unwound by DWARF CFI and this frame
+            # is a return address (dwarf2_tailcall_sniffer_first).
+            if prev is not None and prev.module is not None and fr.method == "cfi" \
+                    and fr.lookup_pc != fr.pc:
+                for tm, site in tail_call_chain(m, fr.pc, prev.module, prev.lookup_pc, resolve):
+                    # gdb names a tail-call frame after the innermost function at site - 1,
+                    # an inlined one included, and gives it no inline frames of its own.
+                    inner = inline_names(tm, site - 1)
+                    found.append(("tail_call", tm, site,
+                                  inner[0] if inner else symbol_at(tm, site - 1)))
+            for name in inline_names(m, fr.lookup_pc):
+                found.append(("inline", m, fr.pc, name))
+            if found:
+                extra[(ti, fi)] = found
+    pretty = demangle([n for n in names.values() if n] +
+                      [n for found in extra.values() for *_x, n in found if n])
     threads: list[CoreThread] = []
-    for t, stack in raw_threads:
+    for ti, (t, stack) in enumerate(raw_threads):
         frames = []
-        for fr in stack.frames:
+        for fi, fr in enumerate(stack.frames):
             m = fr.module
-            name = names.get(fr.lookup_pc)
-            frames.append(CoreFrame(
-                address=fr.pc,
-                build_id=m.build_id if m else None,
-                build_id_offset=fr.pc - m.start if m else 0,
-                function_name=pretty.get(name, name) if name else None,
-                file_name=(None if m.path == VDSO_PATH else m.path) if m else None))
+            name = names.get(fr.lookup_pc) if m is not None else None
+            synthetic = tuple(
+                _frame(tm, pc, pretty.get(n, n) if n else None,
+                       inlined=kind == "inline", tail_call=kind == "tail_call")
+                for kind, tm, pc, n in extra.get((ti, fi), ()))
+            frames.append(replace(_frame(m, fr.pc, pretty.get(name, name) if name else None),
+                                  synthetic=synthetic))
         threads.append(CoreThread(tuple(frames), t.tid, t.tid == crash_tid, stack.stop_reason))
     warnings = [f"{m.path}: {m.status}" for m in modules.modules if m.status in ("missing", "mismatch")]
     exe = executable or notes.executable
     signal = crash.signal if crash is not None else (notes.siginfo.signo if notes.siginfo else 0)
     return CoreBacktrace(signal, exe, crash_tid, threads, warnings=warnings)
+
+
+def _frame(m: Module | None, pc: int, name: str | None, **flags: bool) -> CoreFrame:
+    return CoreFrame(
+        address=pc,
+        build_id=m.build_id if m else None,
+        build_id_offset=pc - m.start if m else 0,
+        function_name=name,
+        file_name=(None if m.path == VDSO_PATH else m.path) if m else None,
+        **flags)
+
+
+class _Resolver:
+    """A call site target -> (module, runtime address), as gdb resolves them: an address in
+    the call site's module, or a name looked up among the modules' ELF symbols (the calling
+    module first, then the others; ELF version suffixes ignored)."""
+
+    def __init__(self, modules: ModuleMap) -> None:
+        self._modules = modules
+        self._by_name: dict[int, dict[str, int]] = {}
+
+    def _names(self, m: Module) -> dict[str, int]:
+        key = id(m)
+        if key not in self._by_name:
+            table: dict[str, int] = {}
+            for addr, aliases in m.tables.symbols.aliases.items():
+                for n in aliases:
+                    table.setdefault(normalize_name(n) or n, addr)
+            self._by_name[key] = table
+        return self._by_name[key]
+
+    def __call__(self, m: Module, target: CallTarget) -> tuple[Module, int] | None:
+        if target.address is not None:
+            return m, target.address + m.bias
+        if target.name is None:
+            return None
+        for cand in [m] + [x for x in self._modules.modules if x is not m]:
+            addr = self._names(cand).get(target.name)
+            if addr is not None:
+                return cand, addr + cand.bias
+        return None
 
 
 def backtrace_elements(coredump_path: str, executable: str | None = None, rootdir: str = "/",

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--json", action="store_true",
                    help='print {"core_backtrace": ..., "duphash": ..., "crash_function": ...}')
     p.add_argument("--rootdir", help="root directory the process saw (container); default: "
-                                     "the problem directory's rootdir element, else /")
+                                     "the problem directory's rootdir element, else its "
+                                     "container_rootfs if it exists, else /")
     p.add_argument("--executable", help="the crashed program on disk (default: from the core's "
                                          "NT_FILE, or the problem directory's executable)")
     p.add_argument("--component", default="", help="duphash prefix (the component, as ABRT)")
@@ -76,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if os.path.isdir(target):
         executable = executable or _read_element(target, "executable")
         if rootdir is None:
-            rootdir = _read_element(target, "rootdir")
+            container_rootfs = _read_element(target, "container_rootfs")
+            rootdir = _read_element(target, "rootdir") or (
+                container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else None)
         ctx = _core_path(target)
     elif os.path.exists(target):
         ctx = contextlib.nullcontext(target)
@@ -96,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
         if i:
             print()
         print(f"Thread {thread.tid}" + (" (crash thread)" if thread.crash_thread else ""))
-        for n, f in enumerate(thread.frames):
+        # Every frame as gdb numbers them: inline and tail-call frames are marked.
+        for n, f in enumerate(thread.all_frames()):
             where = (f"{os.path.basename(f.file_name)}+0x{f.build_id_offset:x}" if f.file_name
                      else "??")
-            print(f"#{n:<3} 0x{f.address:016x} {f.function_name or '??'} ({where})")
+            mark = " [inline]" if f.inlined else " [tail call]" if f.tail_call else ""
+            print(f"#{n:<3} 0x{f.address:016x} {f.function_name or '??'}{mark} ({where})")
     for w in bt.warnings:
         print(f"crashkit: warning: {w}", file=sys.stderr)
     return 0

@@ -137,7 +137,11 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
     directory that holds the crash afterwards."""
     with DumpDir.open(path) as dd:
         executable = dd.load_text("executable") or None
-        rootdir = dd.load_text("rootdir") or "/"
+        # A container's files are reachable through its rootfs on the host while it runs.
+        container_rootfs = dd.load_text("container_rootfs")
+        rootdir = (dd.load_text("rootdir")
+                   or (container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else "")
+                   or "/")
         opened = _open_core(dd)
         if opened is None:
             return path

@@ -4,14 +4,15 @@ Oracle: gdb on the ORIGINAL core with ``backtrace past-main``/``past-entry`` on,
 API (tests/coripper/data/gdb_frames.py), which gives each frame's type, pc and name. The
 comparison, frame by frame, for every thread:
 
-* gdb's INLINE_FRAME and TAILCALL_FRAME frames are left out: gdb synthesizes them from DWARF
-  debug info (inlined subroutines, call-site tail calls); they have no stack frame of their own
-  and our CFI unwinder does not produce them (docs/backtrace.md). Every other gdb frame is kept.
+* gdb's INLINE_FRAME and TAILCALL_FRAME frames are compared too: ours come from
+  ``CoreThread.all_frames()`` (coripper/inline.py, docs/backtrace.md) and their kind (inline,
+  tail call, physical) must be gdb's frame type.
 * the pcs must be equal, and the names must denote the same function: equal, or gdb's DWARF
   name of a C++ function equal to ours without its parameter list, or two ELF symbols at the
   same address (aliases such as ``raise``/``__GI_raise``), as ``readelf -sW`` of the module and
   of its separate debug file lists them. ``??`` (no name) must match no name.
-* frame counts must be equal, except that we stop at 256 frames (then gdb's first 256 frames).
+* frame counts must be equal, except that we stop at 256 physical frames (then gdb's frames up
+  to its 256th physical one).
 """
 
 from __future__ import annotations
@@ -95,20 +96,33 @@ def same_function(gdb_name: str | None, ours: str | None, file_name: str | None,
     return bool(table.get(gdb_name, set()) & table.get(ours, set()))
 
 
+def _kind(frame) -> str:  # type: ignore[no-untyped-def]
+    return "inline" if frame.inlined else "tail-call" if frame.tail_call else "physical"
+
+
+def _gdb_kind(ftype: int) -> str:
+    return {INLINE_FRAME: "inline", TAILCALL_FRAME: "tail-call"}.get(ftype, "physical")
+
+
 def assert_matches_gdb(bt: CoreBacktrace, gdb: dict[int, list]) -> int:  # type: ignore[type-arg]
     """Assert the rule above for every thread; return how many frames were compared."""
     assert sorted(t.tid for t in bt.threads) == sorted(gdb)
     compared = 0
     for thread in bt.threads:
-        expected = [f for f in gdb[thread.tid] if f[0] not in (INLINE_FRAME, TAILCALL_FRAME)]
-        ours = list(thread.frames)
-        if len(ours) == MAX_FRAMES and len(expected) > MAX_FRAMES:
-            expected = expected[:MAX_FRAMES]
-        got = [(hex(f.address), f.function_name) for f in ours]
-        want = [(hex(pc), name) for _type, pc, name in expected]
+        expected = list(gdb[thread.tid])
+        ours = thread.all_frames()
+        if len(thread.frames) == MAX_FRAMES:
+            # We stop after 256 physical frames: compare gdb's frames up to its 256th physical one.
+            physical = [i for i, f in enumerate(expected) if f[0] not in (INLINE_FRAME, TAILCALL_FRAME)]
+            if len(physical) > MAX_FRAMES:
+                expected = expected[:physical[MAX_FRAMES - 1] + 1]
+        got = [(hex(f.address), f.function_name, _kind(f)) for f in ours]
+        want = [(hex(pc), name, _gdb_kind(ftype)) for ftype, pc, name in expected]
         assert len(got) == len(want), f"thread {thread.tid}: ours {got}\n gdb {want}"
-        for i, (frame, (_type, pc, name)) in enumerate(zip(ours, expected)):
+        for i, (frame, (ftype, pc, name)) in enumerate(zip(ours, expected)):
             assert frame.address == pc, f"thread {thread.tid} frame {i}: {got}\n gdb {want}"
+            assert _kind(frame) == _gdb_kind(ftype), \
+                f"thread {thread.tid} frame {i}: {got}\n gdb {want}"
             assert same_function(name, frame.function_name, frame.file_name, frame.build_id), \
                 f"thread {thread.tid} frame {i}: {frame.function_name!r} vs gdb {name!r}"
             compared += 1

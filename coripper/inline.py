@@ -1,0 +1,600 @@
+"""Inlined and tail-called functions at a pc, from a module's DWARF ``.debug_info``.
+
+gdb shows frames that have no machine frame of their own: one per ``DW_TAG_inlined_subroutine``
+whose ranges hold the pc (INLINE_FRAME), and the functions a caller reached through tail calls
+(TAILCALL_FRAME), which it finds from ``DW_TAG_call_site`` DIEs. This module answers the same
+questions from the DWARF of one module (its separate debug file when there is one, as gdb
+reads it, else the module itself):
+
+* :meth:`DwarfIndex.inline_chain`: the names of the inlined subroutines holding a link-time
+  pc, innermost first (gdb's ``inline_frame_sniffer`` over ``block_for_pc``);
+* :meth:`DwarfIndex.call_site_target` / :meth:`DwarfIndex.tail_call_targets` /
+  :meth:`DwarfIndex.function_entry`: what gdb's ``call_site_find_chain`` needs.
+
+Only the compilation unit holding the pc is parsed: ``.debug_aranges`` maps the pc to its CU
+(an index of the CUs' own ranges is built once when a producer wrote no aranges), and inside
+the CU only the DIEs on the path to the pc are decoded (GCC writes ``DW_AT_sibling``, so
+pyelftools skips the other subtrees). Indexes are cached per build-id for the process.
+Bad or missing DWARF gives empty answers, never an exception.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from coripper.modules import Module
+
+# Tags whose DIEs may hold code: we descend into them when their ranges hold the pc.
+_SCOPES = frozenset({"DW_TAG_subprogram", "DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"})
+# Tags that may contain function definitions without having ranges themselves (C++).
+_CONTAINERS = frozenset({"DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type",
+                         "DW_TAG_union_type", "DW_TAG_module"})
+_CALL_SITES = frozenset({"DW_TAG_call_site", "DW_TAG_GNU_call_site"})
+_MAX_DEPTH = 64
+_PATH_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """Where a ``DW_TAG_call_site`` jumps: a link-time address in the same module, or a
+    function name (a declaration: gdb looks the name up among the minimal symbols)."""
+
+    address: int | None = None
+    name: str | None = None
+
+
+Path = tuple[Any, ...]          # pyelftools DIEs, outermost (the subprogram) first
+
+
+class DwarfIndex:
+    """The DWARF of one module, read lazily (pyelftools ``DWARFInfo``)."""
+
+    def __init__(self, dwarf: Any) -> None:
+        self._dwarf = dwarf
+        self._aranges: tuple[list[int], list[tuple[int, int]]] | None = None
+        self._cu_index: tuple[list[int], list[tuple[int, int]]] | None = None
+        self._paths: dict[int, Path] = {}
+
+    # --- finding the CU and the DIE path ------------------------------------------------------
+
+    def _cu_offset(self, pc: int) -> int | None:
+        if self._dwarf.debug_aranges_sec is not None:
+            if self._aranges is None:
+                try:
+                    stream = self._dwarf.debug_aranges_sec.stream
+                    stream.seek(0)
+                    self._aranges = parse_aranges(stream.read())
+                except (OSError, AttributeError):
+                    self._aranges = ([], [])
+            starts, spans = self._aranges
+            i = bisect.bisect_right(starts, pc) - 1
+            if i >= 0 and pc < spans[i][0]:
+                return spans[i][1]
+        if self._cu_index is None:
+            self._cu_index = self._build_cu_index()
+        starts, spans = self._cu_index
+        i = bisect.bisect_right(starts, pc) - 1
+        # Ranges of different CUs do not overlap, but one CU's ranges may surround another's.
+        while i >= 0 and pc - starts[i] < 1 << 32:
+            end, off = spans[i]
+            if starts[i] <= pc < end:
+                return off
+            i -= 1
+        return None
+
+    def _build_cu_index(self) -> tuple[list[int], list[tuple[int, int]]]:
+        entries: list[tuple[int, int, int]] = []
+        for cu in self._dwarf.iter_CUs():
+            top = cu.get_top_DIE()
+            for lo, hi in self._ranges(top) or ():
+                entries.append((lo, hi, cu.cu_offset))
+        entries.sort()
+        return [e[0] for e in entries], [(e[1], e[2]) for e in entries]
+
+    def _path(self, pc: int) -> Path:
+        """The DIEs holding ``pc``: the subprogram, then nested lexical blocks and inlined
+        subroutines, innermost last. Empty when no DWARF function holds it."""
+        if pc in self._paths:
+            return self._paths[pc]
+        try:
+            path = self._find_path(pc)
+        except Exception:  # noqa: BLE001 - garbage DWARF (pyelftools raises many kinds)
+            path = ()
+        if len(self._paths) >= _PATH_CACHE_LIMIT:
+            self._paths.clear()
+        self._paths[pc] = path
+        return path
+
+    def _find_path(self, pc: int) -> Path:
+        off = self._cu_offset(pc)
+        if off is None:
+            return ()
+        top = self._dwarf.get_CU_at(off).get_top_DIE()
+        path: list[Any] = []
+        containers: list[Any] = []
+        if not self._descend(top, pc, path, containers, 0):
+            # C++: a definition nested in a namespace or class (GCC puts them at the CU level
+            # with DW_AT_specification, so look inside containers only when that failed).
+            for c in containers:
+                if self._descend(c, pc, path, [], 0):
+                    break
+        return tuple(path)
+
+    def _descend(self, die: Any, pc: int, path: list[Any], containers: list[Any],
+                 depth: int) -> bool:
+        if depth > _MAX_DEPTH:
+            return False
+        for child in die.iter_children():
+            tag = child.tag
+            if tag in _SCOPES:
+                ranges = self._ranges(child)
+                if not ranges or not any(lo <= pc < hi for lo, hi in ranges):
+                    continue
+                if tag != "DW_TAG_lexical_block" and self.name_of(child) is None:
+                    # gdb's read_func_scope drops a nameless function with its children.
+                    return bool(path)
+                path.append(child)
+                self._descend(child, pc, path, [], depth + 1)
+                return True
+            if tag in _CONTAINERS and child.has_children:
+                containers.append(child)
+        return False
+
+    # --- attributes -----------------------------------------------------------------------------
+
+    def _ranges(self, die: Any) -> list[tuple[int, int]] | None:
+        """The [low, high) ranges of a DIE, or None when it has no pc attributes."""
+        attrs = die.attributes
+        if "DW_AT_ranges" in attrs:
+            return self._range_list(die, attrs["DW_AT_ranges"])
+        low = attrs.get("DW_AT_low_pc")
+        high = attrs.get("DW_AT_high_pc")
+        if low is None or high is None:
+            return None
+        lo = self._address(die, low)
+        if high.form in ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
+                         "DW_FORM_addrx3", "DW_FORM_addrx4", "DW_FORM_GNU_addr_index"):
+            hi = self._address(die, high)
+        else:
+            hi = lo + int(high.value)     # DWARF 4+: a constant is the length
+        return [(lo, hi)] if hi > lo else []
+
+    def _address(self, die: Any, attr: Any) -> int:
+        if attr.form == "DW_FORM_addr":
+            return int(attr.value)
+        return int(self._dwarf.get_addr(die.cu, attr.value))
+
+    def _range_list(self, die: Any, attr: Any) -> list[tuple[int, int]]:
+        cu = die.cu
+        offset = int(attr.value)
+        if attr.form == "DW_FORM_rnglistx":
+            # DWARF 5 §7.28: the index selects an offset (relative to DW_AT_rnglists_base) in
+            # the CU's offset table, which starts at the base.
+            base_attr = cu.get_top_DIE().attributes.get("DW_AT_rnglists_base")
+            base = int(base_attr.value) if base_attr is not None else 12
+            width = 8 if cu.structs.dwarf_format == 64 else 4
+            stream = self._dwarf.debug_rnglists_sec.stream
+            stream.seek(base + offset * width)
+            raw = stream.read(width)
+            offset = base + int.from_bytes(raw, "little" if self._dwarf.config.little_endian
+                                           else "big")
+        elif cu.header.version >= 5 and "DW_AT_rnglists_base" in cu.get_top_DIE().attributes \
+                and attr.form != "DW_FORM_sec_offset":
+            offset += int(cu.get_top_DIE().attributes["DW_AT_rnglists_base"].value)
+        rl = self._dwarf.range_lists()
+        if rl is None:
+            return []
+        base = self._cu_base(cu)
+        out: list[tuple[int, int]] = []
+        for entry in rl.get_range_list_at_offset(offset, cu=cu):
+            if hasattr(entry, "base_address"):
+                base = int(entry.base_address)
+                continue
+            lo, hi = int(entry.begin_offset), int(entry.end_offset)
+            if not getattr(entry, "is_absolute", False):
+                lo, hi = lo + base, hi + base
+            if hi > lo:
+                out.append((lo, hi))
+        return out
+
+    def _cu_base(self, cu: Any) -> int:
+        low = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+        return self._address(cu.get_top_DIE(), low) if low is not None else 0
+
+    def name_of(self, die: Any) -> str | None:
+        """A function DIE's name: its linkage (mangled) name when it has one anywhere along
+        ``DW_AT_abstract_origin`` / ``DW_AT_specification``, else its ``DW_AT_name``."""
+        plain = None
+        for _ in range(8):
+            attrs = die.attributes
+            for key in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
+                if key in attrs:
+                    return _text(attrs[key].value)
+            if plain is None and "DW_AT_name" in attrs:
+                plain = _text(attrs["DW_AT_name"].value)
+                if _is_cplusplus(die.cu):
+                    # No linkage name (internal linkage): gdb qualifies the name with the
+                    # enclosing namespaces and classes.
+                    plain = _qualified(die, plain)
+            for key in ("DW_AT_abstract_origin", "DW_AT_specification"):
+                if key in attrs:
+                    die = die.get_DIE_from_attribute(key)
+                    break
+            else:
+                break
+        return plain
+
+    # --- public queries -------------------------------------------------------------------------
+
+    def inline_chain(self, pc: int) -> tuple[str, ...]:
+        """Names of the ``DW_TAG_inlined_subroutine`` DIEs whose ranges hold link-time ``pc``,
+        innermost first (gdb's inline frames for a frame looked up at ``pc``)."""
+        out = []
+        for die in reversed(self._path(pc)):
+            if die.tag == "DW_TAG_inlined_subroutine":
+                out.append(self.name_of(die) or "??")
+        return tuple(out)
+
+    def function_entry(self, pc: int) -> int | None:
+        """Entry address of the (non-inlined) function holding ``pc``: its ``DW_AT_entry_pc``,
+        else the start of its first range (gdb's ``BLOCK_ENTRY_PC``)."""
+        path = self._path(pc)
+        if not path:
+            return None
+        return self._entry(path[0])
+
+    def _entry(self, die: Any) -> int | None:
+        try:
+            entry = die.attributes.get("DW_AT_entry_pc")
+            if entry is not None and entry.form in ("DW_FORM_addr", "DW_FORM_addrx"):
+                return self._address(die, entry)
+            ranges = self._ranges(die)
+        except Exception:  # noqa: BLE001
+            return None
+        return ranges[0][0] if ranges else None
+
+    def call_site_target(self, return_pc: int) -> CallTarget | None:
+        """The target of the call whose return address is link-time ``return_pc``; None when
+        DWARF has no such call site or its target is a computed expression (gdb cannot resolve
+        ``DW_AT_call_target`` without the jumped frames' registers either)."""
+        try:
+            for die in reversed(self._path(return_pc - 1)):
+                for site in _children(die, _CALL_SITES):
+                    ret = site.attributes.get("DW_AT_call_return_pc") or \
+                        site.attributes.get("DW_AT_low_pc")
+                    if ret is not None and self._address(site, ret) == return_pc:
+                        return self._target(site)
+        except Exception:  # noqa: BLE001
+            return None
+        return None
+
+    def tail_call_sites(self, entry: int) -> list[tuple[int, CallTarget | None]] | None:
+        """``(site pc, target)`` of the tail calls (``DW_AT_call_tail_call``) made by the
+        function whose entry is link-time ``entry`` (also from its inlined parts), in DIE
+        order; the site pc is the call site's ``DW_AT_call_return_pc`` as gdb records it.
+        None when no function starts at ``entry``."""
+        path = self._path(entry)
+        if not path or self._entry(path[0]) != entry:
+            return None
+        out: list[tuple[int, CallTarget | None]] = []
+        try:
+            for site in _walk(path[0], _CALL_SITES):
+                attrs = site.attributes
+                if "DW_AT_call_tail_call" not in attrs and "DW_AT_GNU_tail_call" not in attrs:
+                    continue
+                ret = attrs.get("DW_AT_call_return_pc") or attrs.get("DW_AT_low_pc")
+                if ret is None:
+                    continue          # gdb ignores a call site without a pc
+                out.append((self._address(site, ret), self._target(site)))
+        except Exception:  # noqa: BLE001
+            return None
+        return out
+
+    def _target(self, site: Any) -> CallTarget | None:
+        attrs = site.attributes
+        for key in ("DW_AT_call_origin", "DW_AT_abstract_origin"):
+            if key in attrs:
+                callee = site.get_DIE_from_attribute(key)
+                # gdb: a definition with pc bounds is a PHYSADDR target, a declaration a
+                # PHYSNAME one (looked up by name).
+                for _ in range(8):
+                    entry = self._entry(callee)
+                    if entry is not None:
+                        return CallTarget(address=entry)
+                    spec = callee.attributes.get("DW_AT_specification")
+                    if spec is None:
+                        break
+                    callee = callee.get_DIE_from_attribute("DW_AT_specification")
+                name = self.name_of(site.get_DIE_from_attribute(key))
+                return CallTarget(name=name) if name else None
+        return None
+
+
+_CXX_LANGS = frozenset({"DW_LANG_C_plus_plus", "DW_LANG_C_plus_plus_03", "DW_LANG_C_plus_plus_11",
+                        "DW_LANG_C_plus_plus_14", 0x4, 0x19, 0x1a, 0x21})
+
+
+def _is_cplusplus(cu: Any) -> bool:
+    lang = cu.get_top_DIE().attributes.get("DW_AT_language")
+    return lang is not None and lang.value in _CXX_LANGS
+
+
+def _qualified(die: Any, name: str) -> str:
+    parts = [name]
+    parent = die.get_parent()
+    for _ in range(_MAX_DEPTH):
+        if parent is None or parent.tag not in _CONTAINERS:
+            break
+        n = parent.attributes.get("DW_AT_name")
+        if n is not None:
+            parts.append(_text(n.value))
+        elif parent.tag == "DW_TAG_namespace":
+            parts.append("(anonymous namespace)")
+        parent = parent.get_parent()
+    return "::".join(reversed(parts))
+
+
+def parse_aranges(data: bytes) -> tuple[list[int], list[tuple[int, int]]]:
+    """``.debug_aranges`` (DWARF 2-5 §6.1.2, little-endian) -> sorted range starts and
+    (end, CU offset) per start. Stops quietly at the first malformed set."""
+    entries: list[tuple[int, int, int]] = []
+    pos = 0
+    while pos + 4 <= len(data):
+        start = pos
+        (length,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        off_size = 4
+        if length == 0xFFFFFFFF:
+            if pos + 8 > len(data):
+                break
+            (length,) = struct.unpack_from("<Q", data, pos)
+            pos += 8
+            off_size = 8
+        end = pos + length
+        if length < 4 or end > len(data):
+            break
+        cu_off = int.from_bytes(data[pos + 2:pos + 2 + off_size], "little")
+        pos += 2 + off_size
+        addr_size = data[pos]
+        pos += 2                           # address_size, segment_selector_size
+        if addr_size not in (4, 8):
+            break
+        # The tuples start at a multiple of twice the address size from the set's start.
+        pos = start + -(-(pos - start) // (2 * addr_size)) * (2 * addr_size)
+        fmt = "<II" if addr_size == 4 else "<QQ"
+        while pos + 2 * addr_size <= end:
+            lo, n = struct.unpack_from(fmt, data, pos)
+            pos += 2 * addr_size
+            if lo == 0 and n == 0:
+                break
+            if n:
+                entries.append((lo, lo + n, cu_off))
+        pos = end
+    entries.sort()
+    return [e[0] for e in entries], [(e[1], e[2]) for e in entries]
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _children(die: Any, tags: frozenset[str]) -> Iterator[Any]:
+    for child in die.iter_children():
+        if child.tag in tags:
+            yield child
+
+
+def _walk(die: Any, tags: frozenset[str], depth: int = 0) -> Iterator[Any]:
+    if depth > _MAX_DEPTH:
+        return
+    for child in die.iter_children():
+        if child.tag in tags:
+            yield child
+        elif child.has_children and child.tag in _SCOPES:
+            yield from _walk(child, tags, depth + 1)
+
+
+# --- opening a module's DWARF, cached per build-id -----------------------------------------------
+
+_INDEX_CACHE: dict[object, DwarfIndex | None] = {}
+_CACHE_LIMIT = 64
+
+
+def clear_cache() -> None:
+    """Forget every cached DWARF index (tests, benchmarks, long-running processes)."""
+    _INDEX_CACHE.clear()
+
+
+# Sections get_dwarf_info would read (and decompress) that we never use: libc's .debug_line
+# and .debug_loclists alone are a third of its debug data.
+_UNUSED_SECTIONS = frozenset({".debug_line", ".debug_loc", ".debug_loclists", ".debug_frame",
+                              ".eh_frame", ".debug_pubtypes", ".debug_pubnames", ".debug_types",
+                              ".zdebug_line", ".zdebug_loc", ".zdebug_loclists", ".zdebug_frame",
+                              ".zdebug_pubtypes", ".zdebug_pubnames", ".zdebug_types"})
+
+
+def _open_dwarf(path: str) -> Any:
+    from elftools.elf.elffile import ELFFile
+
+    class _DwarfOnly(ELFFile):  # type: ignore[misc]
+        def get_section_by_name(self, name: str) -> Any:
+            return None if name in _UNUSED_SECTIONS else super().get_section_by_name(name)
+
+    with open(path, "rb") as f:
+        elf = _DwarfOnly(f)
+        if elf.get_section_by_name(".debug_info") is None:
+            return None
+        sec = elf.get_section_by_name(".debug_info")
+        if sec["sh_type"] == "SHT_NOBITS":
+            return None
+        # pyelftools copies (and decompresses) every debug section into memory here, so the
+        # file can be closed afterwards. Executables and shared objects need no relocation.
+        return elf.get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
+
+
+def index_for(module: Module) -> DwarfIndex | None:
+    """The DWARF index of ``module``: from its separate debug file when there is one with
+    ``.debug_info`` (gdb prefers it too), else from the module's own file; None without DWARF
+    or when the file on disk is another build."""
+    paths = []
+    if module.debug_path:
+        paths.append(module.debug_path)
+    if module.disk_path and module.status in ("ok", "no-build-id"):
+        paths.append(module.disk_path)
+    if not paths:
+        return None
+    # The files are part of the key: one build-id may be seen stripped (another rootdir) and
+    # with its DWARF.
+    key = (module.build_id, tuple(paths))
+    if key in _INDEX_CACHE:
+        return _INDEX_CACHE[key]
+    index = None
+    for p in paths:
+        try:
+            dwarf = _open_dwarf(p)
+        except Exception:  # noqa: BLE001 - unreadable or garbage ELF/DWARF: no inline info
+            dwarf = None
+        if dwarf is not None:
+            index = DwarfIndex(dwarf)
+            break
+    if len(_INDEX_CACHE) >= _CACHE_LIMIT:
+        _INDEX_CACHE.clear()
+    _INDEX_CACHE[key] = index
+    return index
+
+
+def inline_names(module: Module | None, pc: int) -> tuple[str, ...]:
+    """Names of the functions inlined at runtime address ``pc`` of ``module``, innermost first
+    (empty without DWARF)."""
+    if module is None:
+        return ()
+    index = index_for(module)
+    return index.inline_chain(pc - module.bias) if index is not None else ()
+
+
+# --- gdb's tail-call chain (dwarf2/frame-tailcall.c, call_site_find_chain) ----------------------
+
+Resolver = Callable[[Module, CallTarget], tuple[Module, int] | None]
+
+_MAX_CHAIN_STEPS = 10_000
+
+
+def tail_call_chain(caller: Module, return_pc: int, callee: Module, callee_pc: int,
+                    resolve: Resolver) -> list[tuple[Module, int]]:
+    """The functions gdb shows as tail-call frames between a callee and its caller.
+
+    ``return_pc`` is the caller's return address and ``callee_pc`` the callee frame's lookup
+    pc (runtime addresses). Returns ``(module, runtime pc of the tail call site)`` per frame,
+    innermost first. As gdb: the call site at the return address gives the first target; from
+    each function that is not the callee, its tail call sites are followed (each call site at
+    most once per path); every path that reaches the callee's entry is a candidate, and only
+    the callers and callees common to all candidates are kept (none when they disagree
+    completely). A target gdb could not resolve (a computed ``DW_AT_call_target``, an unknown
+    name, an address that is no function's entry) ends the search with no frames.
+    """
+    cidx = index_for(callee)
+    ridx = index_for(caller)
+    if cidx is None or ridx is None:
+        return []
+    entry_link = cidx.function_entry(callee_pc - callee.bias)
+    if entry_link is None:
+        return []
+    goal = (callee, entry_link + callee.bias)
+    first = ridx.call_site_target(return_pc - caller.bias)
+    if first is None:
+        return []
+    start = resolve(caller, first)
+    if start is None:
+        return []
+    result: list[tuple[Module, int]] | None = None
+    callers = callees = 0
+    # Iterative DFS over (function, its tail call sites); the chain holds call sites
+    # (module, runtime site pc) in the order taken.
+    chain: list[tuple[Module, int]] = []
+    on_path: set[int] = set()
+    stack: list[Iterator[tuple[Module, int, tuple[Module, int] | None]]] = []
+    steps = 0
+
+    def sites_of(func: tuple[Module, int]) -> Iterator[tuple[Module, int, tuple[Module, int] | None]]:
+        mod, addr = func
+        idx = index_for(mod)
+        targets = idx.tail_call_sites(addr - mod.bias) if idx is not None else None
+        if targets is None:
+            raise _NoChain
+        for site_pc, target in targets:
+            yield mod, site_pc + mod.bias, (resolve(mod, target) if target else None)
+
+    try:
+        func: tuple[Module, int] | None = start
+        while True:
+            steps += 1
+            if steps > _MAX_CHAIN_STEPS:
+                return []
+            if func is not None:
+                if func[0] is goal[0] and func[1] == goal[1]:
+                    cand = list(chain)
+                    if result is None:
+                        result, callers, callees = cand, len(cand), len(cand)
+                    else:
+                        callers = _common_prefix(result, cand, callers)
+                        callees = _common_suffix(result, cand, callees)
+                        if callers == 0 and callees == 0:
+                            return []
+                    if chain:
+                        # The goal is entered at most once per path: back out of its site.
+                        _m, site = chain.pop()
+                        on_path.discard(site)
+                else:
+                    stack.append(sites_of(func))
+            func = None
+            while stack:
+                nxt = next(stack[-1], None)
+                if nxt is None:
+                    stack.pop()
+                    if chain:
+                        _m, site = chain.pop()
+                        on_path.discard(site)
+                    continue
+                mod, site, target = nxt
+                if target is None:
+                    raise _NoChain
+                if site in on_path:
+                    continue
+                on_path.add(site)
+                chain.append((mod, site))
+                func = target
+                break
+            if func is None:
+                break
+    except _NoChain:
+        return []
+    if not result:
+        return []
+    if callers + callees >= len(result):
+        kept = result
+    else:
+        kept = result[:callers] + result[len(result) - callees:]
+    return list(reversed(kept))
+
+
+class _NoChain(Exception):
+    pass
+
+
+def _common_prefix(a: list[tuple[Module, int]], b: list[tuple[Module, int]], n: int) -> int:
+    i = 0
+    while i < n and i < len(b) and a[i][1] == b[i][1]:
+        i += 1
+    return i
+
+
+def _common_suffix(a: list[tuple[Module, int]], b: list[tuple[Module, int]], n: int) -> int:
+    i = 0
+    while i < n and i < len(b) and a[len(a) - 1 - i][1] == b[len(b) - 1 - i][1]:
+        i += 1
+    return i
+
