@@ -10,11 +10,11 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .elfcore import (AT_BASE, AT_PHDR, AT_SYSINFO_EHDR, PF_W, PT_LOAD, CoreNotes, FileMapping,
-                      ProgramHeader)
+from .elfcore import (AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, PF_W, PT_LOAD, CoreNotes,
+                      FileMapping, ProgramHeader)
 
 RED_ZONE = 128            # x86-64 SysV ABI red zone below SP (aarch64 has none; harmless)
 TLS_BELOW = 8192          # struct pthread precedes tpidr on aarch64 (TLS_DTV_AT_TP) ...
@@ -201,6 +201,8 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
         for seg in loads:
             if seg.p_filesz <= NO_NT_FILE_SEGMENT_MAX:
                 want(seg.p_vaddr, seg.end, "small segment (no NT_FILE)")
+        if not auxv.get(AT_BASE):
+            _want_static_exe_data(phdrs, auxv, want)
 
     for start, end in keep_ranges:
         want(page_down(start, page), page_up(end, page), f"--keep {start:#x}-{end:#x}")
@@ -213,6 +215,35 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
     synth_base = find_gap(occupied, synth_size, page)
     return Plan(page, loads, wants, modules, exe_path, exe_start, interp_path, synth_base,
                 synth_size, warnings)
+
+
+def _want_static_exe_data(phdrs: Sequence[ProgramHeader], auxv: dict[int, int],
+                          want: Callable[[int, int, str], None]) -> None:
+    """Static program, no NT_FILE (qemu-user): keep the executable's writable segments.
+
+    libthread_db walks nptl's thread list from its heads (``_dl_stack_user``/``_dl_stack_used``)
+    in the executable's .bss, and the main thread's ``struct pthread`` is the first thing
+    ``__libc_setup_tls`` takes from the brk heap, which qemu maps right after the .bss (one
+    segment). Without NT_FILE the executable is the run of address-contiguous PT_LOADs (dumped
+    or not) from the one holding AT_ENTRY; its writable ones are kept, <= 1 MiB each from
+    their start (the heap part is cut there).
+    """
+    anchor = auxv.get(AT_ENTRY) or auxv.get(AT_PHDR)
+    if not anchor:
+        return
+    segs = sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_memsz > 0),
+                  key=lambda p: p.p_vaddr)
+    i = next((k for k, p in enumerate(segs) if p.p_vaddr <= anchor < p.p_vaddr + p.p_memsz), None)
+    if i is None:
+        return
+    end = segs[i].p_vaddr + segs[i].p_memsz
+    for seg in segs[i + 1:]:
+        if seg.p_vaddr != end:
+            break
+        end = seg.p_vaddr + seg.p_memsz
+        if seg.p_flags & PF_W and seg.p_filesz > 0:
+            want(seg.p_vaddr, min(seg.end, seg.p_vaddr + STATIC_DATA_MAX),
+                 "static executable data (no NT_FILE)")
 
 
 def find_gap(occupied: list[tuple[int, int]], size: int, page: int) -> int:

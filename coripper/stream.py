@@ -9,11 +9,13 @@ and ``sha256`` (see docs/coripper.md).
 from __future__ import annotations
 
 import bisect
+import errno
 import hashlib
 import io
 import os
 import queue
 import shutil
+import stat
 import struct
 import tempfile
 import threading
@@ -45,6 +47,7 @@ class MinimizeOptions:
     keep_heap: bool = False
     max_stack: int | None = None                 # bytes per thread; None = to the end of the segment
     keep_ranges: tuple[tuple[int, int], ...] = ()
+    hash_algorithm: str | None = "sha256"        # stream mode: hash of the input, or None
 
 
 @dataclass
@@ -137,27 +140,81 @@ class _Source:
         return self.pos
 
 
-class _StreamSource(_Source):
-    """Sequential reader that hashes what it reads (SHA-256) in a worker thread.
+HASH_ALGORITHMS = ("sha256",)   # what ``MinimizeOptions.hash_algorithm`` accepts besides None
+PIPE_SIZE_CAP = 16 << 20        # F_SETPIPE_SZ at most this (kernel memory, not our RSS)
+_F_SETPIPE_SZ = 1031            # fcntl.F_SETPIPE_SZ / F_GETPIPE_SZ (Linux fcntl.h)
+_F_GETPIPE_SZ = 1032
 
-    hashlib releases the GIL, so hashing chunk N overlaps reading chunk N+1; NBUF buffers rotate
-    and a semaphore keeps a buffer from being refilled before the worker has hashed it.
+
+class _StreamSource(_Source):
+    """Sequential reader of a stream: reads what is kept, discards the rest as cheaply as the
+    source allows, and optionally hashes everything.
+
+    Hashing (``algorithm`` not None) needs every byte in user space: hashlib releases the GIL,
+    so a worker thread hashes chunk N while chunk N+1 is read; NBUF buffers rotate and a
+    semaphore keeps a buffer from being refilled before the worker has hashed it.
+
+    Without hashing, the bytes nobody needs never enter user space: a pipe is spliced into
+    /dev/null (splice(2): the pipe's pages are released in the kernel, no copy), a regular file
+    (``coripper - < CORE``) is skipped with lseek; anything else is read into one buffer.
     """
 
     NBUF = 4
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO, algorithm: str | None = "sha256") -> None:
         super().__init__(src)
-        self.sha = hashlib.sha256()
-        self._readinto = getattr(src, "readinto", None)
-        self._bufs = [memoryview(bytearray(CHUNK)) for _ in range(self.NBUF)]
-        self._next = 0
-        self._free = threading.Semaphore(self.NBUF)
-        self._queue: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
-        self._worker = threading.Thread(target=self._hash_loop, name="coripper-sha256", daemon=True)
-        self._worker.start()
+        self.algorithm = algorithm
         self._digest: str | None = None
-        _grow_pipe(src)
+        self._pending = memoryview(b"")
+        self._readinto: Callable[[memoryview], int | None] | None = getattr(src, "readinto", None)
+        self._fd: int | None = None
+        self._kind = ""             # "pipe" | "file" | "" (anything else: read and discard)
+        self._devnull: int | None = None
+        self._open_fd(src)
+        self._worker: threading.Thread | None = None
+        if algorithm is not None:
+            self.sha = hashlib.new(algorithm)
+            self._bufs = [memoryview(bytearray(CHUNK)) for _ in range(self.NBUF)]
+            self._next = 0
+            self._free = threading.Semaphore(self.NBUF)
+            self._queue: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+            self._worker = threading.Thread(target=self._hash_loop, name="coripper-hash",
+                                             daemon=True)
+            self._worker.start()
+
+    def _open_fd(self, src: BinaryIO) -> None:
+        """Switch to the file descriptor when ``src`` has one (pipe or regular file)."""
+        try:
+            fd = src.fileno()
+            mode = os.fstat(fd).st_mode
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return
+        if stat.S_ISFIFO(mode):
+            self._kind = "pipe"
+            _grow_pipe(fd)
+        elif stat.S_ISREG(mode):
+            self._kind = "file"
+        else:
+            return
+        if isinstance(src, io.BufferedReader):
+            # Bytes the buffer already holds come first; read1 returns them all (or does one
+            # raw read straight into the result), leaving the buffer empty, so from here on
+            # the descriptor's position is the stream's position.
+            self._pending = memoryview(src.read1(CHUNK))
+        self._fd = fd
+        self._readinto = io.FileIO(fd, "rb", closefd=False).readinto
+
+    def _read_some(self, mv: memoryview) -> int:
+        if self._pending:
+            n = min(len(mv), len(self._pending))
+            mv[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+        if self._readinto is not None:
+            return self._readinto(mv) or 0
+        data = self.src.read(len(mv)) or b""
+        mv[:len(data)] = data
+        return len(data)
 
     def _hash_loop(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -167,56 +224,119 @@ class _StreamSource(_Source):
     def _fill(self, n: int) -> int:
         if self.eof:
             return 0
-        self._free.acquire()
-        self.mv = self._bufs[self._next]
-        self._next = (self._next + 1) % self.NBUF
-        mv = self.mv[:n]
-        if self._readinto is not None:
-            got = self._readinto(mv) or 0
+        if self.algorithm is None:
+            got = self._read_some(self.mv[:n])
         else:
-            data = self.src.read(n) or b""
-            got = len(data)
-            mv[:got] = data
+            self._free.acquire()
+            self.mv = self._bufs[self._next]
+            self._next = (self._next + 1) % self.NBUF
+            got = self._read_some(self.mv[:n])
+            if got:
+                self._queue.put(self.mv[:got])
+            else:
+                self._free.release()
         if got == 0:
-            self._free.release()
             self.eof = True
-            return 0
-        self._queue.put(mv[:got])
         self.pos += got
         return got
 
+    def _discard(self, n: int) -> None:
+        """Consume ``n`` bytes nobody needs (fewer at EOF)."""
+        if self._pending and n > 0 and self.algorithm is None:
+            k = min(n, len(self._pending))
+            self._pending = self._pending[k:]
+            self.pos += k
+            n -= k
+        if self.algorithm is None and self._fd is not None and n > 0:
+            if self._kind == "file":
+                self._seek_forward(n)
+                return
+            if self._kind == "pipe" and self._splice_to_null(n):
+                return
+        while n > 0 and not self.eof:
+            got = self._fill(min(CHUNK, n))
+            n -= got
+
+    def _seek_forward(self, n: int) -> None:
+        assert self._fd is not None
+        cur = os.lseek(self._fd, 0, os.SEEK_CUR)
+        size = os.fstat(self._fd).st_size
+        to = min(cur + n, max(size, cur))
+        os.lseek(self._fd, to, os.SEEK_SET)
+        self.pos += to - cur
+        if to < cur + n:
+            self.eof = True
+
+    def _splice_to_null(self, n: int) -> bool:
+        """splice(2) ``n`` bytes from the pipe into /dev/null; False if splice is unusable."""
+        assert self._fd is not None
+        splice = getattr(os, "splice", None)
+        try:
+            if self._devnull is None:
+                if splice is None:
+                    return False
+                self._devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            while n > 0:
+                got = splice(self._fd, self._devnull, min(n, 1 << 30))
+                if got == 0:
+                    self.eof = True
+                    return True
+                self.pos += got
+                n -= got
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EBADF):
+                raise
+            self._kind = ""         # e.g. no splice_write on this kernel's /dev/null: read instead
+            return False
+        return True
+
     def skip_to(self, offset: int) -> None:
-        while self.pos < offset and not self.eof:
-            self._fill(min(CHUNK, offset - self.pos))
+        if self.pos < offset and not self.eof:
+            self._discard(offset - self.pos)
 
     def drain(self) -> None:
         while not self.eof:
-            self._fill(CHUNK)
+            self._discard(1 << 62)
 
-    def hexdigest(self) -> str:
-        """SHA-256 of everything read (stops the worker; call once reading is over)."""
+    def hexdigest(self) -> str | None:
+        """Hex digest of everything read, or None without hashing (stops the worker; call once
+        reading is over)."""
+        if self.algorithm is None:
+            return None
         if self._digest is None:
-            self._queue.put(None)
-            self._worker.join()
+            self.close()
             self._digest = self.sha.hexdigest()
         return self._digest
 
     def close(self) -> None:
-        if self._worker.is_alive():
+        if self._worker is not None and self._worker.is_alive():
             self._queue.put(None)
             self._worker.join()
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
 
 
-def _grow_pipe(src: BinaryIO) -> None:
-    """Ask for a 1 MiB pipe buffer (F_SETPIPE_SZ): fewer wakeups, faster pipe reads."""
+def _grow_pipe(fd: int) -> None:
+    """Enlarge the input pipe (F_SETPIPE_SZ) up to ``/proc/sys/fs/pipe-max-size``: the writer
+    (the kernel dumping the core) and we wake each other up less often."""
+    import fcntl
     try:
-        import fcntl
-        import stat as _stat
-        fd = src.fileno()
-        if _stat.S_ISFIFO(os.fstat(fd).st_mode):
-            fcntl.fcntl(fd, 1031, CHUNK)    # F_SETPIPE_SZ
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        pass
+        with open("/proc/sys/fs/pipe-max-size", "rb") as f:
+            want = min(int(f.read().strip() or 0), PIPE_SIZE_CAP)
+    except (OSError, ValueError):
+        want = CHUNK
+    try:
+        if fcntl.fcntl(fd, _F_GETPIPE_SZ) >= want:
+            return
+    except OSError:
+        return
+    for size in (want, CHUNK):
+        try:
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+            return
+        except OSError:     # EPERM over the per-user pipe quota, EBUSY if shrinking: keep it
+            continue
 
 
 class _FileSource(_Source):
@@ -532,11 +652,14 @@ class _Engine:
         writer = self.writer
         loads = writer.normalized_loads()
         kept = [(s.vaddr, s.vaddr + s.size, self._reasons(s.vaddr, s.vaddr + s.size)) for s in loads]
-        sha = self.src.hexdigest() if isinstance(self.src, _StreamSource) else None
+        algorithm = sha = None
+        if isinstance(self.src, _StreamSource):
+            algorithm, sha = self.src.algorithm, self.src.hexdigest()
         modules = self._modules()
         info = {
             "tool": "coripper", "version": __version__, "mode": self.mode,
-            "source": {"size": self.src.total(), "sha256": sha, "machine": core.machine},
+            "source": {"size": self.src.total(), "hash": algorithm, "sha256": sha,
+                       "machine": core.machine},
             "options": {"keep_heap": self.opts.keep_heap, "max_stack": self.opts.max_stack,
                         "keep_ranges": [[hex(a), hex(b)] for a, b in self.opts.keep_ranges]},
             "kept": [{"start": hex(a), "end": hex(b), "reason": r} for a, b, r in kept],
@@ -613,12 +736,20 @@ def minimize_stream(src: BinaryIO, dst: BinaryIO | None, options: MinimizeOption
                     ) -> MinimizeReport:
     """Minimize a core read once, in order, from ``src`` (a pipe is fine) into ``dst``.
 
-    Always reads ``src`` to EOF, also when it raises. ``dst`` may be non-seekable (then only the
-    kept data is buffered) or ``None`` (analyse only, as ``--info`` does).
+    Always reads ``src`` to EOF, also when it raises. ``options.hash_algorithm`` ("sha256",
+    the default, or None) hashes the whole input for the report and the provenance note; with
+    None the bytes that are not kept are discarded without copying them (splice/lseek).
+    ``dst`` may be non-seekable (then only the kept data is buffered) or ``None`` (analyse
+    only, as ``--info`` does).
     Raises :class:`CoreFormatError` only when the ELF or program headers are unusable.
     """
-    source = _StreamSource(src)
+    algorithm = (options or MinimizeOptions()).hash_algorithm
+    bad = algorithm is not None and algorithm not in HASH_ALGORITHMS
+    source = _StreamSource(src, None if bad else algorithm)
     try:
+        if bad:
+            raise ValueError(f"unknown hash algorithm {algorithm!r} "
+                             f"(known: {', '.join(HASH_ALGORITHMS)}, or None)")
         return _run(source, dst, options, "stream")
     finally:
         try:

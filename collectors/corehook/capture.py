@@ -16,6 +16,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from collectors.corehook import container as container_mod
 from collectors.corehook import dedup, hooklog, limits, procsnap
@@ -23,6 +24,9 @@ from collectors.corehook.args import HookArgs
 from collectors.corehook.config import HookConfig
 from reporter import elements
 from reporter.dumpdir import DumpDir
+
+if TYPE_CHECKING:
+    from coripper.stream import MinimizeOptions
 
 ANALYZER = "abrt-ccpp"          # libreport tools key on analyzer/type: stay compatible
 TYPE = "CCpp"
@@ -213,7 +217,7 @@ def save_core(dd: DumpDir, args: HookArgs, cfg: HookConfig, stdin_fd: int = 0) -
     if cfg.keep == "none" or (cap is not None and cap < PAGE):
         # RLIMIT_CORE below one page: no core (systemd-coredump's rule). Still analyse it.
         result.error = None if cfg.keep == "none" else f"RLIMIT_CORE is {args.core_limit}: no coredump saved"
-        _analyse_only(stdin_fd, result)
+        _analyse_only(stdin_fd, result, cfg)
         return result
     if cfg.keep == "full":
         _save_full(dd, stdin_fd, cap, cfg, result)
@@ -232,13 +236,20 @@ def _report_into(result: CoreResult, report) -> None:  # type: ignore[no-untyped
         result.error = f"core ended early after {report.bytes_in} bytes (truncated)"
 
 
-def _analyse_only(stdin_fd: int, result: CoreResult) -> None:
+def _minimize_options(cfg: HookConfig) -> MinimizeOptions:
+    """coripper options for the hook: hash the input only when ``hash_core`` is set."""
+    from coripper.stream import MinimizeOptions
+
+    return MinimizeOptions(hash_algorithm="sha256" if cfg.hash_core else None)
+
+
+def _analyse_only(stdin_fd: int, result: CoreResult, cfg: HookConfig) -> None:
     from coripper.errors import CoripperError
     from coripper.stream import minimize_stream
 
     src = open(stdin_fd, "rb", buffering=0, closefd=False)
     try:
-        _report_into(result, minimize_stream(src, None))
+        _report_into(result, minimize_stream(src, None, _minimize_options(cfg)))
     except CoripperError as exc:
         result.error = result.error or f"not a usable core: {exc}"
     finally:
@@ -255,7 +266,7 @@ def _save_minimized(dd: DumpDir, stdin_fd: int, cap: int | None, cfg: HookConfig
     ok = False
     try:
         try:
-            report = minimize_stream(src, writer)
+            report = minimize_stream(src, writer, _minimize_options(cfg))
             ok = True
         except CoripperError as exc:
             result.error = f"not a usable core: {exc}"
@@ -389,6 +400,8 @@ def basic_elements(args: HookArgs, snap: procsnap.ProcSnapshot, exe: str | None,
             out["container_id"] = info.container_id.encode("utf-8", "surrogateescape")
         if info.container_cmdline:
             out["container_cmdline"] = info.container_cmdline
+        if info.container_rootfs:
+            out["container_rootfs"] = info.container_rootfs.encode("utf-8", "surrogateescape")
     out["analyzer"] = ANALYZER.encode()
     out["type"] = TYPE.encode()
     if exe:

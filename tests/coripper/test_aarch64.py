@@ -92,6 +92,21 @@ def test_aarch64_gdb_backtraces_equal(a64, tmp_path: Path, mode: str) -> None:  
     expected = _bt(exe, core)
     assert expected and all(expected.values())
     assert _bt(exe, small) == expected
+    # libthread_db names the threads as on the original ("Thread 0x4a8000 (LWP n)", not
+    # "LWP n"): it walks nptl's list from the static executable's .bss (qemu writes no
+    # NT_ARM_TLS, so this is the only way to the TCBs)
+    labels = _thread_labels(exe, core)
+    assert labels and all(label.startswith("Thread 0x") for label in labels)
+    assert _thread_labels(exe, small) == labels
+
+
+def _thread_labels(exe: Path, core: Path) -> list[str]:
+    """The "Target Id" column of gdb's ``info threads``."""
+    out = subprocess.run(["gdb-multiarch", "-nx", "-batch", "-ex", "info threads",
+                          str(exe), str(core)], capture_output=True, text=True, timeout=120,
+                         env=ENV).stdout
+    return [m.group(1) for line in out.splitlines()
+            if (m := re.match(r"^\*?\s+\d+\s+((?:Thread 0x[0-9a-f]+ \()?LWP \d+\)?)", line))]
 
 
 def test_aarch64_readelf_clean(a64, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

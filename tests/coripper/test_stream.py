@@ -121,3 +121,141 @@ def test_hook_import_closure_is_stdlib_only() -> None:
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- --hash none: what is not kept never enters user space ----------------------------------
+
+def _thread_rchar() -> int:
+    """Bytes this thread got from read(2)-like calls (splice and lseek do not count)."""
+    with open("/proc/thread-self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+def _minimize_from_cat(core, opts, peek: bool = False):  # type: ignore[no-untyped-def]
+    """minimize_stream over a real pipe written by a separate ``cat`` process."""
+    feeder = subprocess.Popen(["cat", str(core)], stdout=subprocess.PIPE)
+    assert feeder.stdout is not None
+    dst = io.BytesIO()
+    with feeder.stdout as src:
+        if peek:
+            assert src.peek(1)   # the BufferedReader now holds bytes the fd no longer has
+        before = _thread_rchar()
+        report = minimize_stream(src, dst, opts)
+        read = _thread_rchar() - before
+        assert src.read() == b""            # drained to EOF
+    assert feeder.wait() == 0
+    return dst.getvalue(), report, read
+
+
+@pytest.mark.parametrize("peek", [False, True])
+def test_hash_none_splices_the_gaps_and_writes_the_same_core(cores, peek: bool) -> None:
+    crash = cores.crash("heap64", [cores.programs.crasher(), "segv", "-m", "64"])
+    size = crash.core.stat().st_size
+    with open(crash.core, "rb") as src:
+        ref = io.BytesIO()
+        minimize_file(src, ref)
+    hashed, rep_hash, read_hash = _minimize_from_cat(crash.core, None, peek)
+    plain, rep_none, read_none = _minimize_from_cat(
+        crash.core, MinimizeOptions(hash_algorithm=None), peek)
+    import hashlib
+    assert rep_hash.sha256 == hashlib.sha256(crash.core.read_bytes()).hexdigest()
+    assert rep_none.sha256 is None
+    assert rep_none.bytes_in == rep_hash.bytes_in == size
+    assert not rep_none.truncated and rep_none.kept == rep_hash.kept
+    a, prov_ref = _without_provenance(ref.getvalue())
+    b, prov_none = _without_provenance(plain)
+    c, prov_hash = _without_provenance(hashed)
+    assert a == b == c
+    assert prov_none["source"]["hash"] is None and prov_none["source"]["sha256"] is None
+    assert prov_hash["source"]["hash"] == "sha256"
+    assert prov_hash["source"]["sha256"] == rep_hash.sha256
+    # hashing reads every byte; without it only about what is kept is read (the rest spliced)
+    assert read_hash >= size - (1 << 16)
+    assert read_none < 4 * len(plain) + (2 << 20) and read_none * 8 < size
+
+
+def test_hash_none_regular_file_stdin_seeks_over_the_gaps(cores) -> None:
+    """``coripper - < CORE``: stdin is the file itself; the gaps are lseek'd over."""
+    crash = cores.crash("heap64", [cores.programs.crasher(), "segv", "-m", "64"])
+    size = crash.core.stat().st_size
+    with open(crash.core, "rb") as src:
+        ref = io.BytesIO()
+        minimize_file(src, ref)
+    for buffering in (0, -1):
+        with open(crash.core, "rb", buffering=buffering) as src:
+            before = _thread_rchar()
+            out = io.BytesIO()
+            report = minimize_stream(src, out, MinimizeOptions(hash_algorithm=None))
+            read = _thread_rchar() - before
+            assert src.tell() == size           # "drained": at EOF
+        assert report.bytes_in == size and not report.truncated and report.sha256 is None
+        assert _without_provenance(out.getvalue())[0] == _without_provenance(ref.getvalue())[0]
+        assert read * 8 < size
+
+
+@pytest.mark.parametrize("algorithm", [None, "sha256"])
+def test_truncated_pipe_with_and_without_hash(
+        cores, algorithm: str | None) -> None:  # type: ignore[no-untyped-def]
+    core = cores.standard("threads").core
+    data = core.read_bytes()
+    cut = len(data) * 2 // 3
+    r, w = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(w, "wb") as out:
+            out.write(data[:cut])
+
+    t = threading.Thread(target=feed)
+    t.start()
+    with os.fdopen(r, "rb", buffering=0) as src:
+        report = minimize_stream(src, io.BytesIO(), MinimizeOptions(hash_algorithm=algorithm))
+    t.join()
+    assert report.truncated and report.bytes_in == cut
+    if algorithm:
+        import hashlib
+        assert report.sha256 == hashlib.sha256(data[:cut]).hexdigest()
+
+
+def test_hash_none_drains_after_a_format_error_and_bad_algorithm() -> None:
+    for opts, exc in ((MinimizeOptions(hash_algorithm=None), CoreFormatError),
+                      (MinimizeOptions(hash_algorithm="md5"), ValueError)):
+        r, w = os.pipe()
+        payload = b"NOTANELF" + bytes(3 << 20)
+        t = threading.Thread(target=lambda w=w: os.fdopen(w, "wb").write(payload))
+        t.start()
+        with os.fdopen(r, "rb") as src:
+            with pytest.raises(exc):
+                minimize_stream(src, io.BytesIO(), opts)
+            t.join(timeout=10)
+            assert not t.is_alive()
+            assert src.read() == b""
+
+
+def test_input_pipe_is_enlarged() -> None:
+    import fcntl
+    from coripper.stream import PIPE_SIZE_CAP, _grow_pipe
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        want = min(int(f.read()), PIPE_SIZE_CAP)
+    r, w = os.pipe()
+    try:
+        _grow_pipe(r)
+        assert fcntl.fcntl(r, 1032) >= min(want, 1 << 20)      # F_GETPIPE_SZ
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_cli_hash_option(cores, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    core = cores.standard("threads").core
+    for choice, expect in (("none", None), ("sha256", "sha256")):
+        out = tmp_path / f"out-{choice}"
+        with open(core, "rb") as src:
+            proc = subprocess.run([sys.executable, "-m", "coripper.cli", "--hash", choice,
+                                   "-", "-o", str(out)], stdin=src, capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+        _, prov = _without_provenance(out.read_bytes())
+        assert prov["source"]["hash"] == expect
+        assert (prov["source"]["sha256"] is None) == (expect is None)
+    bad = subprocess.run([sys.executable, "-m", "coripper.cli", "--hash", "md5", "-"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert bad.returncode == 2 and "md5" in bad.stderr and "Traceback" not in bad.stderr

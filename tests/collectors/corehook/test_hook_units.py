@@ -120,6 +120,13 @@ def test_config_parse_defaults_unknown_and_bad_values():
     assert len(cfg.warnings) == 3 and any("bogus" in w for w in cfg.warnings)
 
 
+def test_config_hash_core_is_off_by_default_and_parsed():
+    assert config_mod.HookConfig().hash_core is False
+    assert config_mod.parse_config({"hook": {"hash_core": True}}).hash_core is True
+    bad = config_mod.parse_config({"hook": {"hash_core": "yes please"}})
+    assert bad.hash_core is False and bad.warnings
+
+
 def test_config_render_round_trip():
     import tomllib
 
