@@ -20,7 +20,7 @@ LOCK_TIMEOUT = 10.0
 REASON_WIDTH = 48
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``list``, ``info`` and ``rm`` to the ``crashkit`` parser."""
     p = subparsers.add_parser("list", help="list the problem directories in the spool",
                               description="List the problem directories in the spool "
@@ -103,7 +103,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         ))
     widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
     for r in table:
-        cells = [c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]
         print("  ".join(cells))
 
 

@@ -21,7 +21,7 @@ from reporter.errors import LockedError, ProblemDirError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and collections.abc cost milliseconds at hook start-up
     from collections.abc import Iterator
-    from typing import BinaryIO
+    from typing import Any, BinaryIO
 
 DEFAULT_SPOOL = "/var/spool/crashkit"
 SPOOL_ENV = "CRASHKIT_SPOOL"
@@ -432,7 +432,8 @@ class DumpDir:
         except BaseException:
             os.close(efd)
             raise
-        return _SyncingFile(efd, "wb")
+        # Duck-typed BinaryIO: every method it does not override is the file's own.
+        return _SyncingFile(efd, "wb")  # type: ignore[return-value]
 
     def save_bytes(self, name: str, data: bytes) -> None:
         """Write element *name* atomically with respect to readers (unlink + O_EXCL create + fsync)."""
@@ -640,10 +641,10 @@ class _SyncingFile:
     def __init__(self, fd: int, mode: str) -> None:
         self._file = os.fdopen(fd, mode)
 
-    def __getattr__(self, attr: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, attr: str) -> Any:
         return getattr(self._file, attr)
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: bytes) -> int:
         return self._file.write(data)
 
     def close(self) -> None:
@@ -693,7 +694,7 @@ def _candidate_names(base: str) -> Iterator[str]:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 1 << 20)
         if not chunk:

@@ -111,7 +111,7 @@ class CursorStore:
 
     def section(self, source: str) -> dict[str, Any]:
         """The mutable state of one source (created empty on first use)."""
-        sections = self.state["sources"]
+        sections: dict[str, Any] = self.state["sources"]
         sec = sections.get(source)
         if not isinstance(sec, dict):
             sec = sections[source] = {}

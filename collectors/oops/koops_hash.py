@@ -97,7 +97,9 @@ def _normalized_frames(text: str) -> list[KernelFrame]:
 def _first_normalized(text: str) -> KernelFrame | None:
     frames = _normalized_frames(text)
     reliable = [f for f in frames if f.reliable]
-    return (reliable or frames or [None])[0]
+    if reliable:
+        return reliable[0]
+    return frames[0] if frames else None
 
 
 def abrt_crash_function(text: str) -> str | None:

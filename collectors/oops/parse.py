@@ -6,6 +6,10 @@ Delimiting follows ABRT (formats/libreport.md §5.3) and improves on it: reports
 trace stops; a ``Kernel panic`` that follows a report joins it; ``Oops:``/trap lines
 after a ``BUG:`` line continue it; printk caller ids keep interleaved CPUs apart; a
 reboot or the end of input cuts an open report off (``truncated``).
+
+This module only delimits reports (the state machine below); what a delimited report
+says (version, CPU/PID, frames, guilty function, title, hash) is read by
+:func:`collectors.oops.report.build_report`.
 """
 
 from __future__ import annotations
@@ -16,16 +20,13 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from collectors.oops import kinds as K
-from collectors.oops.frames import KernelFrame, format_frame, parse_frame, parse_ip_line
-from collectors.oops.koops_hash import abrt_duphash
+from collectors.oops.frames import KernelFrame, parse_frame
 from collectors.oops.lines import MAX_LINE_CHARS, strip_prefix
-from collectors.oops.taint import taint_meanings, tainted_letters
-from collectors.oops.title import guilty_function, make_title
+from collectors.oops.report import FUNC_LIKE, TRACE_START, KernelReport, build_report
 
 __all__ = ["KernelFrame", "KernelReport", "scan_lines", "scan_text", "scan_stream"]
 
 MAX_REPORT_LINES = 2000  # a call trace that never ends is cut here (truncated)
-MAX_FRAMES = 256
 HEADER_LIMIT = 60  # lines before a call trace; ABRT uses 40 (§5.3 step 4)
 BODY_LIMIT = {"kasan": 600, "kmsan": 600, "kcsan": 400, "kfence": 400, "lockdep": 400, "oom": MAX_REPORT_LINES}
 PANIC_JOIN_WINDOW = 40  # lines after a report within which a "Kernel panic" still belongs to it
@@ -40,58 +41,9 @@ _PANIC_CONSEQUENCE = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class KernelReport:
-    """One kernel report found in a log."""
-
-    kind: str
-    title: str
-    function: str | None
-    start_line: int
-    end_line: int
-    kernel_version: str | None
-    tainted: str
-    taint_meanings: dict[str, str]
-    cpu: int | None
-    pid: int | None
-    comm: str | None
-    hardware: str | None
-    modules: tuple[str, ...]
-    rip: str | None
-    frames: tuple[KernelFrame, ...]
-    truncated: bool
-    duphash: str | None
-    text: str
-
-    def to_json_dict(self) -> dict:
-        """The JSON object ``crashkit oops scan --json`` prints (docs/oops.md)."""
-        return {
-            "kind": self.kind,
-            "title": self.title,
-            "function": self.function,
-            "start_line": self.start_line,
-            "end_line": self.end_line,
-            "kernel_version": self.kernel_version,
-            "tainted": self.tainted,
-            "taint_meanings": dict(self.taint_meanings),
-            "cpu": self.cpu,
-            "pid": self.pid,
-            "comm": self.comm,
-            "hardware": self.hardware,
-            "modules": list(self.modules),
-            "rip": self.rip,
-            "frames": [f.to_json_dict() for f in self.frames],
-            "truncated": self.truncated,
-            "duphash": self.duphash,
-            "uuid": self.duphash,
-            "text": self.text,
-        }
-
-
 # ---------------------------------------------------------------------------------------
 # Line predicates used while a report is open.
 
-_TRACE_START = re.compile(r"(?i)call trace:|^backtrace:|^stack backtrace:")
 _ABRT_TRACE_START = re.compile(r"^\(?\[<[0-9a-f]+>\].*\+0x.*/0x")
 _EQUALS_END = re.compile(r"^={20,}\s*$")
 _END_TRACE = re.compile(r"^-+\[ end trace")
@@ -108,39 +60,15 @@ _CONT_PREFIX = re.compile(
 _CONT_ANY = re.compile(r"Comm:|Hardware name:|--- Exception|LR =|<IRQ>|<EOI>|<NMI>|<<EOE>>|<#DF>")
 _REGS = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]{0,8}\s?:\s*[<(]?[0-9a-fA-F]{2,}|r\d{1,2}:[0-9a-f]{8}|[a-z]{1,3}\d{0,2}\s*: [0-9a-f]{8,})")
 _HEX_DUMP = re.compile(r"^(?:[<(]?[0-9a-fA-F]{2,16}[>)]?\s*)+$")
-_FUNC_LIKE = re.compile(r"[\w.$]+\+0x[0-9a-f]+/0x[0-9a-f]+")
 _AFTER_END = re.compile(
     r"^(?:RIP|EIP|RSP|ESP|Code|CR2|FS|CS|DR\d|PKRU|R[A-Z0-9]{1,3}|pc|lr|sp|x\d+)\s?:"
     r"|^Kernel panic - not syncing|^Kernel Offset:|^-+\[ end Kernel panic|^Rebooting in|^note: "
     r"|^Fixing recursive fault|^Dumping ftrace buffer|^\s*\(ftrace buffer empty\)|^Shutting down cpus"
     r"|^SMP: stopping|^oom_reaper: reaped process|^Unable to access opcode|^---\[ end"
 )
-_SECTION_BREAK = re.compile(
-    r"^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|The buggy address"
-    r"|Memory state around|-> #\d|Sending NMI|NMI backtrace|Showing all locks|Mem-Info:|Tasks state"
-    r"|(?:read|write)(?:\s\(marked\))? to 0x|value changed:|Uninit was (?:created|stored)|Local variable"
-    r"|kfence-#|Reported by Kernel Concurrency)"
-)
+_MCE_ANY = re.compile(r"(?i)machine check")
 _OOM_END = re.compile(r"(?:Out of memory|Memory cgroup out of memory)(?: \([^)]*\))?: Killed process|^Killed process \d+")
 
-# Report details.
-_VERSION = re.compile(r"(?:Tainted: [A-Z ]*(?:-+ )?|Not tainted|kernel-|\()\s*(\d+\.\d+(?:\.\d+)?[^\s)#]*)\)? #")
-_CPU_PID_COMM = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
-_PID_COMM = re.compile(r"Pid: (\d+), comm: (\S+)")
-_WARN_CPU_PID = re.compile(r"WARNING: CPU: (\d+) PID: (\d+) at")
-_PROCESS = re.compile(r"Process (\S+) \(pid: (\d+)")
-_EIP_CPU = re.compile(r"EFLAGS: [0-9a-f]+ CPU: (\d+)")
-_HUNG = re.compile(r"INFO: task (.+):(\d+) blocked for more than")
-_OOM_VICTIM = re.compile(r"Kill(?:ed)? process (\d+) \(([^)]*)\)")
-_OOM_INVOKER = re.compile(r"(\S+) invoked oom-killer:")
-_HARDWARE = re.compile(r"Hardware name: (.*)")
-_MODULES = re.compile(r"Modules linked in:(.*)")
-_MODULE_CONT = re.compile(r"^\s*[\w-]+(?:\([A-Z+-]+\))*(?:\s+[\w-]+(?:\([A-Z+-]+\))*)*(?:\s+\[last unloaded: [^\]]*\])?\s*$")
-_KASAN_ACCESS = re.compile(r"^(Read|Write) of size \d+")
-_LOCK_AT = re.compile(r"\bat: (?:\[<[0-9a-f]+>\]\s*)?([A-Za-z_][\w.$]*)(?:\+0x| \S+:\d+)")
-_WARN_FUNC = re.compile(r"(?:WARNING: (?:at|CPU: \d+ PID: \d+ at) \S+ |^Badness at )([A-Za-z_][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(\S+)\])?")
-_HEADER_FUNC = re.compile(r"(?:BUG: K[A-Z]+SAN: [\w -]+? in |UBSAN: [\w -]+? in |BUG: KFENCE: [\w -]+ in |is corrupted in: ?)([A-Za-z_][\w.$]*)\+0x")
-_MCE_ANY = re.compile(r"(?i)machine check")
 # Kinds without a call trace: which lines still belong to them (kernel/workqueue.c
 # show_all_workqueues(), arch/x86/kernel/cpu/mce/core.c print_mce()).
 _HEADER_ONLY = {
@@ -296,7 +224,7 @@ class _Scanner:
                     b.trace_gate = True
                 elif b.header_count > BODY_LIMIT.get(b.kind, HEADER_LIMIT):
                     self._close(key, truncated=True)
-            elif _TRACE_START.search(s) or _ABRT_TRACE_START.match(s):
+            elif TRACE_START.search(s) or _ABRT_TRACE_START.match(s):
                 b.state = "trace"
             elif b.header_count > HEADER_LIMIT:
                 # ABRT §5.3 step 4: no call trace in sight, keep only the start line.
@@ -330,7 +258,7 @@ class _Scanner:
             return True
         if _EQUALS_END.match(s):
             return True  # i386 traces print "=======================" before Code:
-        return parse_frame(s) is not None or bool(_FUNC_LIKE.search(s) and s[:1] in "([")
+        return parse_frame(s) is not None or bool(FUNC_LIKE.search(s) and s[:1] in "([")
 
     @staticmethod
     def _absorbs(b: _Builder, m: K.Marker) -> bool:
@@ -361,7 +289,8 @@ class _Scanner:
         b = self.open.pop(key)
         if one_line:
             b.lines = b.lines[:1]
-        self.done.append(_build(b, truncated, self.boot_version))
+        self.done.append(build_report(b.kind, b.detail, b.start, b.lines, truncated=truncated,
+                                          boot_version=self.boot_version))
         self.recent[key] = (b, b.lines[-1][0])
 
     @staticmethod
@@ -383,183 +312,6 @@ class _Scanner:
         out = sorted((r for r in self.done if r.start_line not in joinable), key=lambda r: r.start_line)
         self.done = [r for r in self.done if r.start_line in joinable]
         return out
-
-
-# ---------------------------------------------------------------------------------------
-# Turning collected lines into a KernelReport.
-
-def _build(b: _Builder, truncated: bool, boot_version: str | None) -> KernelReport:
-    texts = [t for _, t in b.lines]
-    text = "\n".join(t.rstrip() for t in texts) + "\n"
-    stripped = [t.strip() for t in texts]
-    kind, detail = b.kind, b.detail
-    first = stripped[0]
-
-    version = None
-    cpu = pid = None
-    comm = hardware = None
-    modules: list[str] = []
-    rip: KernelFrame | None = None
-    header_funcs: list[str] = []
-    extra: dict[str, str] = {}
-    frames: list[KernelFrame] = []
-    collecting = False
-    collected_done = False
-    after_irq = 0
-    in_irq = False
-    has_trace_header = any(_TRACE_START.search(s) for s in stripped)
-    lockdep_gate = kind == "lockdep"
-    lock_at_open = False
-    nmi_end = 0
-    for i, s in enumerate(stripped):
-        if version is None and ("Tainted" in s or "tainted" in s or "#" in s):
-            m = _VERSION.search(s)
-            if m and ("Pid" in s or "comm" in s or "CPU" in s or "Comm" in s or "EFLAGS" in s or i < 4):
-                version = m.group(1)
-        if cpu is None or pid is None or comm is None:
-            for rx in (_CPU_PID_COMM, _WARN_CPU_PID):
-                m = rx.search(s)
-                if m:
-                    cpu = cpu if cpu is not None else int(m.group(1))
-                    pid = pid if pid is not None else int(m.group(2))
-                    if rx is _CPU_PID_COMM and comm is None:
-                        comm = m.group(3)
-            m = _PID_COMM.search(s)
-            if m:
-                pid = pid if pid is not None else int(m.group(1))
-                comm = comm or m.group(2)
-            m = _PROCESS.search(s)
-            if m:
-                comm = comm or m.group(1)
-                pid = pid if pid is not None else int(m.group(2))
-            m = _EIP_CPU.search(s)
-            if m and cpu is None:
-                cpu = int(m.group(1))
-            m = _HUNG.search(s)
-            if m:
-                comm = comm or m.group(1)
-                pid = pid if pid is not None else int(m.group(2))
-        if hardware is None:
-            m = _HARDWARE.search(s)
-            if m:
-                hardware = m.group(1).strip()
-        if not modules:
-            m = _MODULES.search(s)
-            if m:
-                modules = _module_names(m.group(1))
-                for cont in stripped[i + 1:i + 4]:
-                    if _MODULE_CONT.match(cont) and not _FUNC_LIKE.search(cont) and ":" not in cont.replace("[last unloaded:", ""):
-                        modules += _module_names(cont)
-                    else:
-                        break
-        if rip is None:
-            f = parse_ip_line(s)
-            if f is not None:
-                rip = f
-        m = _WARN_FUNC.search(s)
-        if m and i < 3:
-            header_funcs.append(m.group(1))
-        m = _HEADER_FUNC.search(s)
-        if m and i < 3:
-            header_funcs.append(m.group(1))
-        if kind == "kasan" and "access" not in extra:
-            m = _KASAN_ACCESS.match(s)
-            if m:
-                extra["access"] = m.group(1)
-        if kind == "lockdep" and lock_at_open:
-            # The lock being taken names the culprit: the "at:" lines right after "is trying to
-            # acquire lock:" (circular/recursive) or "takes:" (inconsistent lock state); a
-            # symbolised report lists the inlined lock wrappers first, one "at:" line each.
-            m = _LOCK_AT.search(s)
-            if m:
-                header_funcs.append(m.group(1))
-            elif header_funcs or s.startswith(("but ", "{", "other info", "stack backtrace")):
-                lock_at_open = False
-        if kind == "lockdep" and not lock_at_open and not header_funcs and (
-                "is trying to acquire" in s or s.endswith("takes:")):
-            lock_at_open = True
-        if kind == "oom":
-            m = _OOM_VICTIM.search(s)
-            if m:
-                extra["victim"] = m.group(2)
-                if "Memory cgroup" in s:
-                    extra["memcg"] = "1"
-            m = _OOM_INVOKER.search(s)
-            if m:
-                extra.setdefault("invoker", m.group(1))
-        # Frames of the main trace.
-        if collected_done:
-            continue
-        if lockdep_gate:
-            if s.startswith("stack backtrace:"):
-                lockdep_gate = False
-            continue
-        if _TRACE_START.search(s):
-            if collecting and frames:
-                collected_done = True
-                continue
-            collecting = True
-            continue
-        if collecting or not has_trace_header:
-            if frames and _SECTION_BREAK.match(s):
-                collected_done = True
-                continue
-            if s.startswith(("<IRQ>", "<NMI>", "<SOFTIRQ>")):
-                in_irq = True
-            if in_irq and s.startswith(("<EOI>", "</IRQ>", "<<EOE>>", "</NMI>", "</SOFTIRQ>")):
-                in_irq = False
-                if not after_irq:
-                    after_irq = len(frames)
-                if s.startswith("</NMI>") and not nmi_end:
-                    nmi_end = len(frames)
-            if s.startswith(("RIP:", "EIP:", "Code:", "Modules linked in:")):
-                continue
-            f = parse_frame(s)
-            if f is not None and len(frames) < MAX_FRAMES:
-                frames.append(f)
-    if version is None:
-        version = boot_version
-    letters = tainted_letters(text)
-    # A hard lockup is detected in NMI: the NMI section is machinery, the interrupted code
-    # (possibly an IRQ handler) is the culprit.
-    irq_end = nmi_end if kind == "hard-lockup" and nmi_end else after_irq
-    func = guilty_function(kind, header_funcs, rip, frames, irq_end, detail)
-    if kind == "kcsan":
-        m = re.search(r"BUG: KCSAN: [\w-]+ in ([A-Za-z_][\w.$]*)", first)
-        if m:
-            func = m.group(1)
-    title = make_title(kind, first, detail, func, extra)
-    return KernelReport(
-        kind=kind,
-        title=title,
-        function=func,
-        start_line=b.start,
-        end_line=b.lines[-1][0],
-        kernel_version=version,
-        tainted=letters,
-        taint_meanings=taint_meanings(letters),
-        cpu=cpu,
-        pid=pid,
-        comm=comm,
-        hardware=hardware,
-        modules=tuple(modules),
-        rip=format_frame(rip) if rip is not None else None,
-        frames=tuple(frames),
-        truncated=truncated,
-        duphash=abrt_duphash(text),
-        text=text,
-    )
-
-
-def _module_names(text: str) -> list[str]:
-    out = []
-    for tok in text.split():
-        if tok.startswith("[last") or tok.startswith("["):
-            break
-        name = tok.split("(", 1)[0]
-        if name and re.fullmatch(r"[\w-]+", name):
-            out.append(name)
-    return out
 
 
 # ---------------------------------------------------------------------------------------

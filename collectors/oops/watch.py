@@ -113,7 +113,9 @@ class JournalFollower:
 
     def start(self, state: dict[str, Any]) -> None:
         """Start journalctl after this boot's stored cursor (or from the boot's start)."""
-        boots = state.get("boots") if isinstance(state.get("boots"), dict) else {}
+        boots = state.get("boots")
+        if not isinstance(boots, dict):
+            boots = {}
         self._boots = dict(boots)
         argv = [self.journalctl, *self.extra_args, "-k", "-b", "-f", "-o", "json", "--no-pager",
                 "-n", "all"]
@@ -162,7 +164,9 @@ class JournalFollower:
     def merge(self, old: dict[str, Any], position: Any) -> dict[str, Any]:
         """The cursor section with this boot's cursor moved to ``position``."""
         boot, cursor = position
-        boots = old.get("boots") if isinstance(old.get("boots"), dict) else {}
+        boots = old.get("boots")
+        if not isinstance(boots, dict):
+            boots = {}
         new = dict(old)
         new["boots"] = {**boots, boot: cursor} if cursor else boots
         return new

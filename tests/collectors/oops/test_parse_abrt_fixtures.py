@@ -69,7 +69,7 @@ def test_same_reports_as_abrt(fixtures_dir: Path, name: str) -> None:
     assert len(ours) == COUNT_DIFFERS.get(name, len(right)), [r.title for r in ours]
     if name in COUNT_DIFFERS:
         return
-    for report, (version, abrt_text) in zip(ours, right):
+    for report, (version, abrt_text) in zip(ours, right, strict=True):
         abrt_first = abrt_text.splitlines()[0].strip()
         assert report.text.splitlines()[0].strip() == FIRST_LINE_DIFFERS.get(name, abrt_first)
         assert report.duphash == abrt_duphash(abrt_text)

@@ -8,6 +8,7 @@ expected, title and function agreement, false positives.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def evaluate() -> dict[str, dict[str, int]]:
     for name in FILES + ["negatives.log"]:
         exp = [e for e in EXPECTED if e.file == name]
         paired, extra = match(exp, _scan(name))
-        for e, r in zip(exp, paired):
+        for e, r in zip(exp, paired, strict=True):
             s = stats[e.kind]
             s["expected"] += 1
             if r is None:
@@ -124,7 +125,7 @@ def test_reports_do_not_swallow_each_other() -> None:
     """Back-to-back reports: each ends before the next one starts."""
     for name in FILES:
         reports = _scan(name)
-        for a, b in zip(reports, reports[1:]):
+        for a, b in itertools.pairwise(reports):
             assert a.end_line < b.start_line or a.text != b.text, (name, a.title, b.title)
 
 
