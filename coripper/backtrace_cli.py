@@ -82,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
                 container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else None)
         ctx = _core_path(target)
     elif os.path.exists(target):
-        ctx = contextlib.nullcontext(target)
+        ctx = contextlib.nullcontext(target)  # type: ignore[assignment]
     else:
         raise OSError(2, "No such file or directory", target)
+    if args.executable is not None and not os.path.isfile(args.executable):
+        # only the explicit option: a problem directory's executable may be gone from disk
+        raise ValueError(f"--executable {args.executable}: not a file")
     rootdir = rootdir or "/"
     if not os.path.isdir(rootdir):
         raise ValueError(f"rootdir {rootdir} is not a directory")

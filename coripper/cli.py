@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import stat
 import sys
-from typing import BinaryIO
+import tempfile
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
-from .errors import CoripperError
+from .elfcore import ELFMAG
+from .errors import CoreFormatError, CoripperError
 from .stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
 
 _SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -36,11 +41,105 @@ def parse_range(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"bad range {text!r} (want START-END)") from None
     if end <= start:
         raise argparse.ArgumentTypeError(f"empty range {text!r}")
+    if start < 0 or end > 1 << 64:
+        raise argparse.ArgumentTypeError(f"range {text!r} outside the 64-bit address space")
     return start, end
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        """Usage errors as one line (the project's CLI contract), not argparse's usage block."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _NamedSink:
+    """A binary output that names itself in the errors it raises.
+
+    The engine seeks in a seekable output to patch headers; with ``seekable=False`` it spools
+    the kept data and writes sequentially instead.
+    """
+
+    def __init__(self, f: BinaryIO, name: str, seekable: bool) -> None:
+        self.f, self.name, self._seekable = f, name, seekable
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OSError as exc:
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, self.name) from None
+
+    def write(self, data: Any) -> int:
+        return int(self._call(self.f.write, data))
+
+    def flush(self) -> None:
+        self._call(self.f.flush)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return int(self._call(self.f.seek, pos, whence))
+
+    def tell(self) -> int:
+        return int(self._call(self.f.tell))
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+
+def _positional_writes(fd: int) -> bool:
+    """True when seek + write lands where it should: a regular file not opened O_APPEND."""
+    import fcntl
+    try:
+        return (stat.S_ISREG(os.fstat(fd).st_mode)
+                and not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _output_file(path: str) -> Iterator[_NamedSink]:
+    """Open ``-o OUT``: a regular file (new or existing) is replaced atomically, so it appears
+    only when complete and an error leaves any previous file untouched; a device or FIFO
+    (``/dev/null``) is written in place, never replaced."""
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "wb") as f:
+            yield _NamedSink(f, path, _positional_writes(f.fileno()))
+        return
+    target = os.path.realpath(path)     # -o LINK replaces the link's target, not the link
+    directory = os.path.dirname(target) or "."
+    try:
+        # 0600 like the kernel's cores: a minimized core still holds stacks and registers
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".coripper-tmp",
+                                   dir=directory)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, directory) from None
+    try:
+        with open(fd, "wb") as f:
+            yield _NamedSink(f, path, True)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _refuse_non_elf_stream(src: BinaryIO) -> None:
+    """Fail fast on a stream that does not even start with the ELF magic (``/dev/zero``, a
+    typo'd pipe), instead of reading it to EOF as stream mode otherwise does: such input is
+    not a kernel core pipe, and may be endless. Only looks at bytes already buffered."""
+    peek = getattr(src, "peek", None)
+    head = peek(len(ELFMAG)) if peek is not None else b""
+    if len(head) >= len(ELFMAG) and head[:len(ELFMAG)] != ELFMAG:
+        raise CoreFormatError("not an ELF file (bad magic)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="coripper",
         description="Minimize an ELF core dump, keeping every thread's backtrace, the modules' "
                     "build-ids and what gdb/libthread_db/eu-stack need. CORE '-' reads a stream "
@@ -73,44 +172,65 @@ def _is_stream(path: str, f: BinaryIO) -> bool:
         return True
 
 
-def _minimize(args: argparse.Namespace, src: BinaryIO, dst: BinaryIO | None) -> MinimizeReport:
+def _minimize(args: argparse.Namespace, src: BinaryIO, dst: _NamedSink | None
+              ) -> MinimizeReport:
     opts = MinimizeOptions(keep_heap=args.keep_heap, max_stack=args.max_stack,
                            keep_ranges=tuple(args.keep),
                            hash_algorithm=None if args.hash == "none" else args.hash)
-    fn = minimize_stream if _is_stream(args.core, src) else minimize_file
+    stream = _is_stream(args.core, src)
+    if stream:
+        _refuse_non_elf_stream(src)
+    fn = minimize_stream if stream else minimize_file
     if dst is not None and args.zstd:
         import zstandard  # lazily: the hook's import closure stays stdlib-only
         with zstandard.ZstdCompressor(level=19).stream_writer(dst, closefd=False) as zdst:
             return fn(src, zdst, opts)
-    return fn(src, dst, opts)
+    return fn(src, dst, opts)  # type: ignore[arg-type]   # _NamedSink is file-like enough
+
+
+def _quiet_stdout() -> None:
+    """After EPIPE on stdout: point fd 1 at /dev/null so the exit-time flush stays silent."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit status (0 ok, 1 best-effort output from a damaged core)."""
     from .info import format_json, format_text
 
+    if sys.stdout is None and (args.info or not args.output):
+        raise CoripperError("standard output is closed")
     src_ctx = open(args.core, "rb") if args.core != "-" else None
+    if src_ctx is None and sys.stdin is None:
+        raise CoripperError("standard input is closed")
     src = src_ctx if src_ctx is not None else sys.stdin.buffer
     try:
         if args.info:
             report = _minimize(args, src, None)
-            sys.stdout.write(format_json(report) + "\n" if args.json else format_text(report))
+            try:
+                sys.stdout.write(format_json(report) + "\n" if args.json else format_text(report))
+                sys.stdout.flush()
+            except BrokenPipeError:     # `coripper --info CORE | head`: not an error
+                _quiet_stdout()
+                return 0
             return 1 if report.truncated else 0
         if args.output:
-            tmp = f"{args.output}.coripper-tmp"
-            try:
-                with open(tmp, "wb") as out:
-                    report = _minimize(args, src, out)
-                os.replace(tmp, args.output)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with _output_file(args.output) as out:
+                report = _minimize(args, src, out)
         else:
             if sys.stdout.isatty():
                 raise CoripperError("refusing to write a core to a terminal (use -o OUT or > OUT)")
             sys.stdout.flush()
-            report = _minimize(args, src, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+            out = _NamedSink(sys.stdout.buffer, "standard output",
+                             _positional_writes(sys.stdout.fileno()))
+            try:
+                report = _minimize(args, src, out)
+                out.flush()
+            except BrokenPipeError:
+                _quiet_stdout()     # the reader went away: the core it got is incomplete
+                raise
     finally:
         if src_ctx is not None:
             src_ctx.close()
@@ -131,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, OSError) and exc.filename and exc.strerror:
-            msg = f"{exc.filename}: {exc.strerror}"
+        if isinstance(exc, OSError) and exc.strerror:
+            msg = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
         print(f"coripper: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

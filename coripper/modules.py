@@ -271,6 +271,10 @@ def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory, rootdir: str = "/"
         if exe is not None:
             modules.append(exe)
             backings.append(FileBacking(exe.start, exe.end, 0, executable))
+            # ...and its shared objects, from the process's own link_map chain
+            for lib, lib_backings in _modules_from_link_map(memory, exe, rootdir, page):
+                modules.append(lib)
+                backings += lib_backings
     vdso = _vdso_module(notes, memory)
     if vdso is not None:
         modules.append(vdso)
@@ -316,6 +320,106 @@ def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executab
     tables = _tables_for(build_id or ("path", executable), executable, debug)
     return Module(executable, start, end, bias, build_id, executable, debug,
                   "ok" if build_id else "no-build-id", tables)
+
+
+MAX_LINK_MAP = 4096     # nodes followed; a loop or garbage ends the walk earlier
+_LINK_MAP_NODE = struct.Struct("<QQQQ")     # l_addr, l_name, l_ld, l_next (glibc <link.h>)
+
+
+def _read_cstring(memory: CoreMemory, addr: int, limit: int = 4096) -> str | None:
+    out = bytearray()
+    while len(out) < limit:
+        chunk = memory.read(addr + len(out), 64) or memory.read(addr + len(out), 1)
+        if chunk is None:
+            return None
+        nul = chunk.find(0)
+        if nul >= 0:
+            return (out + chunk[:nul]).decode("utf-8", "surrogateescape")
+        out += chunk
+    return None
+
+
+def _link_map_entries(memory: CoreMemory, exe: Module) -> list[tuple[str, int]]:
+    """``(l_name, l_addr)`` of the shared objects in the process's ``r_debug`` chain, found
+    through the executable's ``DT_DEBUG`` (the dynamic section is in its dumped data)."""
+    assert exe.disk_path is not None
+    try:
+        with open(exe.disk_path, "rb") as f:
+            mh = elfcore.parse_module_header(f.read(1 << 16))
+    except OSError:
+        return []
+    if mh is None or mh.dynamic_vaddr is None:
+        return []                          # static: no dynamic section, no chain (not an error)
+    dynamic = memory.read(exe.bias + mh.dynamic_vaddr, min(mh.dynamic_size, 1 << 16))
+    if dynamic is None:
+        return []
+    r_debug = dict(elfcore.parse_dynamic(dynamic)).get(elfcore.DT_DEBUG, 0)
+    head = memory.read(r_debug + 8, 8) if r_debug else None
+    if head is None:
+        return []
+    node = struct.unpack("<Q", head)[0]
+    entries: list[tuple[str, int]] = []
+    seen: set[int] = set()
+    while node and node not in seen and len(seen) < MAX_LINK_MAP:
+        seen.add(node)
+        raw = memory.read(node, _LINK_MAP_NODE.size)
+        if raw is None:
+            break
+        l_addr, l_name, _l_ld, node = _LINK_MAP_NODE.unpack(raw)
+        name = _read_cstring(memory, l_name) if l_name else None
+        if name:                            # "" is the main program itself
+            entries.append((name, l_addr))
+    return entries
+
+
+def _modules_from_link_map(memory: CoreMemory, exe: Module, rootdir: str, page: int
+                           ) -> list[tuple[Module, list[FileBacking]]]:
+    """The shared objects of a core without ``NT_FILE`` (qemu-user's), from ``link_map``.
+
+    Each object is placed by ``l_addr`` (its load bias) plus its file's ``PT_LOAD``s; names
+    are the paths the process used, looked up under ``rootdir`` (the guest's sysroot, e.g.
+    /usr/aarch64-linux-gnu, as gdb's ``set sysroot``). Objects not found there are skipped
+    (the vdso's "linux-vdso.so.1" among them).
+    """
+    out: list[tuple[Module, list[FileBacking]]] = []
+    if exe.disk_path is None or exe.status == "mismatch":
+        return out
+    for name, l_addr in _link_map_entries(memory, exe):
+        disk = _under_root(rootdir, name)
+        if not os.path.isfile(disk):
+            continue
+        try:
+            with open(disk, "rb") as f:
+                mh = elfcore.parse_module_header(f.read(page))
+        except OSError:
+            continue
+        loads = [p for p in (mh.phdrs if mh else ()) if p.p_type == elfcore.PT_LOAD]
+        if mh is None or not loads:
+            continue
+        start = l_addr + mh.min_vaddr
+        end = l_addr + max(p.p_vaddr + p.p_memsz for p in loads)
+        file_bid = mh.build_id or _file_build_id(disk)
+        core_head = memory.read(start, page)
+        core_mh = None
+        if core_head is not None and core_head[:4] == b"\x7fELF":
+            try:
+                core_mh = elfcore.parse_module_header(core_head)
+            except Exception:  # noqa: BLE001 - garbage in the core: trust the file
+                core_mh = None
+        core_bid = core_mh.build_id if core_mh else None
+        build_id = core_bid or file_bid
+        if core_bid and file_bid and core_bid != file_bid:
+            out.append((Module(name, start, end, l_addr, build_id, disk, None, "mismatch"), []))
+            continue
+        debug = debug_file_for(build_id, rootdir)
+        tables = _tables_for(build_id or ("path", disk), disk, debug)
+        # read-only segments only: writable data in the file is not what the process held
+        backings = [FileBacking(l_addr + (p.p_vaddr & ~(page - 1)),
+                                l_addr + p.p_vaddr + p.p_filesz, p.p_offset & ~(page - 1), disk)
+                    for p in loads if not p.p_flags & elfcore.PF_W]
+        out.append((Module(name, start, end, l_addr, build_id, disk, debug,
+                           "ok" if build_id else "no-build-id", tables), backings))
+    return out
 
 
 def _vdso_module(notes: elfcore.CoreNotes, memory: CoreMemory) -> Module | None:

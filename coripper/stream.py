@@ -713,9 +713,17 @@ class _NullSink:
 
 def _is_seekable(f: Any) -> bool:
     try:
-        return bool(f.seekable())
+        if not f.seekable():
+            return False
     except (AttributeError, OSError, ValueError):
         return False
+    try:
+        import fcntl
+        # O_APPEND ("ab", `>>`): every write lands at the end whatever the position, so the
+        # header patches would be appended instead of written in place. Spool instead.
+        return not fcntl.fcntl(f.fileno(), fcntl.F_GETFL) & os.O_APPEND
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return True     # no descriptor (BytesIO, a wrapper): seekable() is the truth
 
 
 def _run(source: _Source, dst: BinaryIO | None, options: MinimizeOptions | None,

@@ -26,7 +26,10 @@ from reporter import elements
 from reporter.dumpdir import DumpDir
 
 if TYPE_CHECKING:
-    from coripper.stream import MinimizeOptions
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+    from coripper.stream import MinimizeOptions, MinimizeReport
 
 ANALYZER = "abrt-ccpp"          # libreport tools key on analyzer/type: stay compatible
 TYPE = "CCpp"
@@ -226,7 +229,7 @@ def save_core(dd: DumpDir, args: HookArgs, cfg: HookConfig, stdin_fd: int = 0) -
     return result
 
 
-def _report_into(result: CoreResult, report) -> None:  # type: ignore[no-untyped-def]
+def _report_into(result: CoreResult, report: MinimizeReport) -> None:
     result.bytes_in = report.bytes_in
     module, offset = report.crash_site()
     result.crash_module, result.crash_offset = module, offset
@@ -329,7 +332,7 @@ def _analyse_saved(dd: DumpDir, name: str, result: CoreResult) -> None:
     result.bytes_in = bytes_in
 
 
-def _copy_zstd(stdin_fd: int, writer, cap: int | None) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+def _copy_zstd(stdin_fd: int, writer: BinaryIO, cap: int | None) -> tuple[int, bool]:
     import zstandard  # only for compress = "zstd"
 
     saved = 0
@@ -531,7 +534,7 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
     return Outcome("saved", core.error or "", path)
 
 
-def _ignore(line, why: str, stdin_fd: int) -> Outcome:  # type: ignore[no-untyped-def]
+def _ignore(line: Callable[[str], str], why: str, stdin_fd: int) -> Outcome:
     drain_fd(stdin_fd)
     hooklog.log(line(f"ignoring ({why})"))
     return Outcome("ignored", why)

@@ -8,12 +8,17 @@ import json
 from collectors.corehook import install as install_mod
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``hook`` command group."""
     hook = subparsers.add_parser("hook", help="install, remove or inspect the core_pattern crash hook",
                                  description="Manage the core_pattern crash hook (crashkit-hook).")
     sub = hook.add_subparsers(dest="hook_command", metavar="ACTION")
-    hook.set_defaults(func=lambda args: (hook.print_help(), 2)[1])
+
+    def _usage(args: argparse.Namespace) -> int:
+        hook.print_help()
+        return 2
+
+    hook.set_defaults(func=_usage)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", help="where the launcher, hook.toml and the saved pattern "

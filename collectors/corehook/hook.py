@@ -13,6 +13,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import NoReturn
 
 EXIT_OK = 0
 # After a timeout we still try to drain stdin for this long before giving up.
@@ -23,7 +28,7 @@ class HookTimeout(BaseException):
     """The hard time limit expired (BaseException: no ``except Exception`` may swallow it)."""
 
 
-def _on_alarm(signum, frame):  # type: ignore[no-untyped-def]
+def _on_alarm(signum: int, frame: FrameType | None) -> NoReturn:
     raise HookTimeout()
 
 

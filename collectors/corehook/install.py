@@ -220,7 +220,7 @@ def status(paths: Paths) -> dict[str, object]:
     pattern = (_read(paths.core_pattern) or "").rstrip("\n")
     exe = pattern_executable(pattern)
     ours = is_ours(pattern, paths)
-    exe_exists = bool(exe) and os.path.isfile(exe) and os.access(exe, os.X_OK)
+    exe_exists = exe is not None and os.path.isfile(exe) and os.access(exe, os.X_OK)
     launcher = _read(paths.launcher) if ours else None
     exe_is_ours = bool(launcher and "collectors.corehook.hook" in launcher)
     cfg = config_mod.load_config(paths.hook_config) if ours else None

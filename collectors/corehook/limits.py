@@ -131,7 +131,7 @@ def sweep_abandoned(spool: str, now: float | None = None, min_age: float = 60.0)
     whose lock names a dead process is abandoned at once; one without any lock only after
     *min_age* seconds (the creator may be between mkdir and locking)."""
     now = time.time() if now is None else now
-    removed = []
+    removed: list[str] = []
     try:
         names = [n for n in os.listdir(spool) if n.endswith(".new")]
     except OSError:
