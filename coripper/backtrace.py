@@ -141,7 +141,7 @@ class CoreBacktrace:
         return frames[0].function_name if frames else None
 
 
-def _frame_from_json(f: dict) -> CoreFrame:  # type: ignore[type-arg]
+def _frame_from_json(f: dict) -> CoreFrame:
     synthetic = f.get("synthetic_frames")
     return CoreFrame(
         address=int(f.get("address", 0)), build_id=f.get("build_id"),
@@ -348,12 +348,12 @@ def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> C
         frames = []
         for fi, fr in enumerate(stack.frames):
             m = fr.module
-            name = names.get(fr.lookup_pc) if m is not None else None
+            fname = names.get(fr.lookup_pc) if m is not None else None
             synthetic = tuple(
                 _frame(tm, pc, pretty.get(n, n) if n else None,
                        inlined=kind == "inline", tail_call=kind == "tail_call")
                 for kind, tm, pc, n in extra.get((ti, fi), ()))
-            frames.append(replace(_frame(m, fr.pc, pretty.get(name, name) if name else None),
+            frames.append(replace(_frame(m, fr.pc, pretty.get(fname, fname) if fname else None),
                                   synthetic=synthetic))
         threads.append(CoreThread(tuple(frames), t.tid, t.tid == crash_tid, stack.stop_reason))
     warnings = [f"{m.path}: {m.status}" for m in modules.modules if m.status in ("missing", "mismatch")]
@@ -362,14 +362,15 @@ def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> C
     return CoreBacktrace(signal, exe, crash_tid, threads, warnings=warnings)
 
 
-def _frame(m: Module | None, pc: int, name: str | None, **flags: bool) -> CoreFrame:
+def _frame(m: Module | None, pc: int, name: str | None, *, inlined: bool = False,
+           tail_call: bool = False) -> CoreFrame:
     return CoreFrame(
         address=pc,
         build_id=m.build_id if m else None,
         build_id_offset=pc - m.start if m else 0,
         function_name=name,
         file_name=(None if m.path == VDSO_PATH else m.path) if m else None,
-        **flags)
+        inlined=inlined, tail_call=tail_call)
 
 
 class _Resolver:

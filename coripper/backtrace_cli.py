@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from coripper.errors import CoreFormatError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``backtrace`` subcommand."""
     p = subparsers.add_parser(
         "backtrace", help="unwind every thread of a core (satyr core_backtrace, duphash)",
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
             container_rootfs = _read_element(target, "container_rootfs")
             rootdir = _read_element(target, "rootdir") or (
                 container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else None)
-        ctx = _core_path(target)
+        ctx: contextlib.AbstractContextManager[str] = _core_path(target)
     elif os.path.exists(target):
-        ctx = contextlib.nullcontext(target)  # type: ignore[assignment]
+        ctx = contextlib.nullcontext(target)
     else:
         raise OSError(2, "No such file or directory", target)
     if args.executable is not None and not os.path.isfile(args.executable):

@@ -351,7 +351,8 @@ def evaluate(expr: bytes, read_reg: Callable[[int], int | None],
             v, pos = sleb(expr, pos)
             stack.append(v & MASK64)
         elif op == 0x12:
-            v = pop(); stack += [v, v]
+            v = pop()
+            stack += [v, v]
         elif op == 0x13:
             pop()
         elif op == 0x14:
@@ -364,14 +365,20 @@ def evaluate(expr: bytes, read_reg: Callable[[int], int | None],
                 raise CfiError("DWARF expression pick out of range")
             stack.append(stack[-1 - i])
         elif op == 0x16:
-            a = pop(); b = pop(); stack += [a, b]
+            a = pop()
+            b = pop()
+            stack += [a, b]
         elif op == 0x17:
-            a = pop(); b = pop(); c = pop(); stack += [a, c, b]
+            a = pop()
+            b = pop()
+            c = pop()
+            stack += [a, c, b]
         elif op == 0x23:
             v, pos = uleb(expr, pos)
             stack.append((pop() + v) & MASK64)
         elif op in _BINARY:
-            b = pop(); a = pop()
+            b = pop()
+            a = pop()
             stack.append(_BINARY[op](a, b) & MASK64)
         elif op in (0x19, 0x1F, 0x20):
             a = pop()

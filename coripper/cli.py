@@ -10,7 +10,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from .elfcore import ELFMAG
 from .errors import CoreFormatError, CoripperError
@@ -183,7 +183,8 @@ def _minimize(args: argparse.Namespace, src: BinaryIO, dst: _NamedSink | None
     fn = minimize_stream if stream else minimize_file
     if dst is not None and args.zstd:
         import zstandard  # lazily: the hook's import closure stays stdlib-only
-        with zstandard.ZstdCompressor(level=19).stream_writer(dst, closefd=False) as zdst:
+        with zstandard.ZstdCompressor(level=19).stream_writer(
+                cast(BinaryIO, dst), closefd=False) as zdst:
             return fn(src, zdst, opts)
     return fn(src, dst, opts)  # type: ignore[arg-type]   # _NamedSink is file-like enough
 

@@ -256,8 +256,9 @@ def parse_elf_header(data: bytes, *, require_core: bool = True) -> ElfHeader:
 def parse_program_headers(data: bytes, count: int | None = None) -> tuple[ProgramHeader, ...]:
     """Parse ``count`` (default: as many as fit) ``Elf64_Phdr`` entries packed in ``data``."""
     n = len(data) // PHDR_SIZE if count is None else min(count, len(data) // PHDR_SIZE)
-    return tuple(ProgramHeader(*fields, index=i)
-                 for i, fields in enumerate(_PHDR.iter_unpack(memoryview(data)[:n * PHDR_SIZE])))
+    return tuple(ProgramHeader(t, fl, off, va, pa, fs, ms, al, index=i)
+                 for i, (t, fl, off, va, pa, fs, ms, al)
+                 in enumerate(_PHDR.iter_unpack(memoryview(data)[:n * PHDR_SIZE])))
 
 
 def pack_program_header(ph: ProgramHeader) -> bytes:
@@ -319,7 +320,7 @@ def parse_prstatus(desc: bytes, e_machine: int) -> PrStatus:
     cursig = struct.unpack_from("<h", desc, 12)[0]
     pid, ppid, pgrp, sid = struct.unpack_from("<iiii", desc, 32)
     values = struct.unpack_from(f"<{len(names)}Q", desc, PR_REG_OFFSET)
-    regs = dict(zip(names, values))
+    regs = dict(zip(names, values, strict=True))
     if e_machine == EM_X86_64:
         pc, sp, tls = regs["rip"], regs["rsp"], regs["fs_base"]
     else:

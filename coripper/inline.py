@@ -420,7 +420,7 @@ _UNUSED_SECTIONS = frozenset({".debug_line", ".debug_loc", ".debug_loclists", ".
 def _open_dwarf(path: str) -> Any:
     from elftools.elf.elffile import ELFFile
 
-    class _DwarfOnly(ELFFile):  # type: ignore[misc]
+    class _DwarfOnly(ELFFile):
         def get_section_by_name(self, name: str) -> Any:
             return None if name in _UNUSED_SECTIONS else super().get_section_by_name(name)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .elfcore import (AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, PF_W, PT_LOAD, CoreNotes,
@@ -217,7 +217,7 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
                 synth_size, warnings)
 
 
-def _want_static_exe_data(phdrs: Sequence[ProgramHeader], auxv: dict[int, int],
+def _want_static_exe_data(phdrs: Sequence[ProgramHeader], auxv: Mapping[int, int],
                           want: Callable[[int, int, str], None]) -> None:
     """Static program, no NT_FILE (qemu-user): keep the executable's writable segments.
 

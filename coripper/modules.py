@@ -20,7 +20,7 @@ from typing import BinaryIO
 from coripper import elfcore
 from coripper.cfi import CfiError, CfiTable, Row
 from coripper.coremem import CoreMemory, FileBacking
-from coripper.symbols import SymbolTable, parse_symbols
+from coripper.symbols import SYM, STB_LOCAL, Symbol, SymbolTable, parse_symbols
 
 AT_ENTRY = 9
 AT_SYSINFO_EHDR = 33
@@ -93,14 +93,14 @@ def clear_cache() -> None:
     _TABLE_CACHE.clear()
 
 
-def _section(elf, name: str) -> tuple[bytes, int] | None:  # type: ignore[no-untyped-def]
+def _section(elf, name: str) -> tuple[bytes, int] | None:
     sec = elf.get_section_by_name(name)
     if sec is None or sec["sh_type"] == "SHT_NOBITS":
         return None
     return sec.data(), sec["sh_addr"]
 
 
-def _symbols(elf) -> list:  # type: ignore[no-untyped-def,type-arg]
+def _symbols(elf) -> list:
     from elftools.elf.sections import SymbolTableSection
     for name in (".symtab", ".dynsym"):
         sec = elf.get_section_by_name(name)
@@ -110,6 +110,38 @@ def _symbols(elf) -> list:  # type: ignore[no-untyped-def,type-arg]
             if syms:
                 return syms
     return []
+
+
+_AARCH64_PLT0, _AARCH64_PLT_ENTRY = 32, 16
+_RELA = struct.Struct("<QQq")           # Elf64_Rela: r_offset, r_info, r_addend
+
+
+def _aarch64_plt_symbols(elf) -> list[Symbol]:
+    """``name@plt`` for each aarch64 PLT stub, as gdb (BFD's synthetic symbols) names them:
+    a 32-byte PLT0, then one 16-byte stub per ``.rela.plt`` entry, in order. ld emits no CFI
+    for ``.plt`` there, so a thread stopped in a stub is unwound through lr (coripper/unwind.py)."""
+    if elf["e_machine"] != "EM_AARCH64":
+        return []
+    plt, rela = elf.get_section_by_name(".plt"), elf.get_section_by_name(".rela.plt")
+    dynsym = elf.get_section_by_name(".dynsym")
+    if plt is None or rela is None or dynsym is None or plt["sh_type"] == "SHT_NOBITS":
+        return []
+    strtab = elf.get_section(dynsym["sh_link"]).data()
+    symtab = dynsym.data()
+    raw = rela.data()
+    out = []
+    for i, (_off, info, _addend) in enumerate(_RELA.iter_unpack(raw[:len(raw) // 24 * 24])):
+        index = info >> 32
+        if not index or (index + 1) * SYM.size > len(symtab):
+            continue        # IRELATIVE (ifunc) stubs have no symbol
+        name_off = SYM.unpack_from(symtab, index * SYM.size)[0]
+        end = strtab.find(b"\0", name_off)
+        if end <= name_off:
+            continue
+        name = strtab[name_off:end].decode("utf-8", "replace")
+        out.append(Symbol(f"{name}@plt", plt["sh_addr"] + _AARCH64_PLT0 + _AARCH64_PLT_ENTRY * i,
+                          _AARCH64_PLT_ENTRY, STB_LOCAL))
+    return out
 
 
 def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> ModuleTables:
@@ -122,7 +154,8 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
     from elftools.elf.elffile import ELFFile
 
     tables = ModuleTables()
-    syms: list = []  # type: ignore[type-arg]
+    syms: list = []
+    plt_syms: list[Symbol] = []
     for s, is_debug in ((debug_stream, True), (stream, False)):
         if s is None:
             continue
@@ -141,9 +174,11 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
                 tables.cfi.append(CfiTable.from_debug_frame(dbg[0]))
             if not syms:
                 syms = _symbols(elf)
+            if not is_debug:
+                plt_syms += _aarch64_plt_symbols(elf)
         except (ELFError, CfiError, OSError, ValueError, KeyError, AssertionError, struct.error):
             continue
-    tables.symbols = SymbolTable(syms)
+    tables.symbols = SymbolTable(syms + plt_syms)
     return tables
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import hashlib
 import io
 import os
@@ -20,12 +21,12 @@ import struct
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, cast
 
 from . import __version__
-from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, DT_DEBUG, EHDR_SIZE, ET_DYN, PF_R, PF_W,
+from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR, DT_DEBUG, EHDR_SIZE, ET_DYN, PF_R, PF_W,
                       PHDR_SIZE, PN_XNUM, PT_DYNAMIC, PT_LOAD, PT_NOTE, PT_PHDR, CoreNotes,
-                      ModuleHeader, ProgramHeader, parse_core_notes, parse_dynamic,
+                      ModuleHeader, Note, ProgramHeader, parse_core_notes, parse_dynamic,
                       parse_elf_header, parse_module_header, parse_notes, parse_program_headers)
 from .errors import CoreFormatError
 from .layout import Plan, Want, merge_ranges, page_down, page_up, plan_keep
@@ -38,6 +39,7 @@ MAX_PHDRS = 1 << 17             # program headers beyond this are ignored (with 
 MAX_NOTES = 64 << 20            # total note bytes we read and copy
 MAX_DYNAMIC = 64 << 10          # bytes of the executable's PT_DYNAMIC we keep and parse
 SPOOL_IN_MEMORY = 16 << 20      # kept data buffered in RAM before spilling to a temp file
+VDSO_NAME = "[vdso]"            # the vdso's path in the report (as /proc/PID/maps)
 
 
 @dataclass
@@ -272,9 +274,9 @@ class _StreamSource(_Source):
         assert self._fd is not None
         splice = getattr(os, "splice", None)
         try:
+            if splice is None:
+                return False
             if self._devnull is None:
-                if splice is None:
-                    return False
                 self._devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
             while n > 0:
                 got = splice(self._fd, self._devnull, min(n, 1 << 30))
@@ -353,7 +355,7 @@ class _FileSource(_Source):
             return 0
         if self._at != self.pos:
             self.src.seek(self.pos)
-        got = self.src.readinto(self.mv[:n]) or 0
+        got = cast(io.BufferedIOBase, self.src).readinto(self.mv[:n]) or 0
         if got == 0:
             self.eof = True
             self._at = None
@@ -406,6 +408,7 @@ class _Engine:
         self.exe_bias: int | None = None
         self.exe_dynamic: int | None = None
         self.r_debug: int | None = None
+        self.vdso: tuple[int, int] | None = None     # (start, end) when dumped
 
     # headers and notes (raise CoreFormatError when unusable)
     def read_headers(self) -> tuple[Any, list[ProgramHeader], CoreNotes, list[bytes]]:
@@ -439,7 +442,7 @@ class _Engine:
                                   f"{min(count, MAX_PHDRS) * PHDR_SIZE} bytes)")
         phdrs = list(parse_program_headers(table))
         notes_raw: list[bytes] = []
-        all_notes = []
+        all_notes: list[Note] = []
         budget = MAX_NOTES
         for ph in sorted((p for p in phdrs if p.p_type == PT_NOTE), key=lambda p: p.p_offset):
             if ph.p_offset < self.src.pos:
@@ -486,7 +489,15 @@ class _Engine:
         self.ranges = merge_ranges((w.start, w.end) for w in self.wants)
         for m in plan.modules:
             self.watches.append(_Watch(m.start, m.start + self.page,
-                                       lambda data, m=m: self._on_module_page(m.start, data)))
+                                       functools.partial(self._on_module_page, m.start)))
+        vdso = core.auxv.get(AT_SYSINFO_EHDR)
+        vdso_seg = next((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz
+                         and p.p_vaddr <= (vdso or -1) < p.p_vaddr + p.p_memsz), None)
+        if vdso and vdso_seg is not None:
+            # only for the report's module list (eu-unstrip lists it too); kept by plan_keep
+            self.vdso = (vdso, vdso_seg.p_vaddr + vdso_seg.p_memsz)
+            self.watches.append(_Watch(vdso, min(vdso + self.page, self.vdso[1]),
+                                       lambda data: self._on_module_page(vdso, data)))
         at_phdr, at_phnum = core.auxv.get(AT_PHDR), core.auxv.get(AT_PHNUM)
         if at_phdr and at_phnum and plan.exe_start is not None:
             self.watches.append(_Watch(at_phdr, at_phdr + min(at_phnum, 512) * PHDR_SIZE,
@@ -502,9 +513,9 @@ class _Engine:
                 break
             self._copy_segment(seg)
         self.src.drain()
-        for w in self.watches:        # partial data (input ended inside a watched range)
-            if not w.fired and w.data:
-                self._fire(w)
+        for watch in self.watches:    # partial data (input ended inside a watched range)
+            if not watch.fired and watch.data:
+                self._fire(watch)
         if self.src.eof and self.src.pos < self._expected_end(phdrs):
             self.truncated = True
             self.warnings.append(f"input ended at byte {self.src.pos}, before the end of the "
@@ -538,7 +549,7 @@ class _Engine:
             self.writer.begin_load(a, seg.p_flags, "")
             vaddr = [a]
 
-            def consume(chunk: memoryview) -> None:
+            def consume(chunk: memoryview, vaddr: list[int] = vaddr) -> None:
                 self.writer.write(chunk)
                 self._feed(vaddr[0], chunk)
                 vaddr[0] += len(chunk)
@@ -605,7 +616,8 @@ class _Engine:
         if self.exe_bias is not None:
             ld = self.exe_dynamic or 0
             exe_entry = LinkEntry("", self.exe_bias, ld)
-        libs, interp = [], []
+        libs: list[LinkEntry] = []
+        interp: list[LinkEntry] = []
         for m in plan.modules:
             if m.start == plan.exe_start:
                 continue
@@ -685,7 +697,11 @@ class _Engine:
             if nxt is not None and end > nxt:
                 end = max(x.end for x in maps if x.path == m.path and m.start <= x.start < nxt)
             out.append(ModuleInfo(m.path, m.start, end, mh.build_id if mh else None))
-        return out
+        if self.vdso is not None and self.headers.get(self.vdso[0]) is not None:
+            vdso_header = self.headers[self.vdso[0]]
+            out.append(ModuleInfo(VDSO_NAME, self.vdso[0], self.vdso[1],
+                                  vdso_header.build_id if vdso_header else None))
+        return sorted(out, key=lambda m: m.start)
 
 
 class _NullSink:

@@ -104,5 +104,5 @@ def demangle(names: Iterable[str]) -> dict[str, str]:
             out = []
         if len(out) == len(todo):
             # A versioned name "_Z...@@V" is returned with its suffix intact by c++filt.
-            _demangle_cache.update(zip(todo, out))
+            _demangle_cache.update(zip(todo, out, strict=True))
     return {n: _demangle_cache.get(n, n) for n in names}

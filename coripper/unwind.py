@@ -75,7 +75,7 @@ class Frame:
 
     pc: int
     sp: int
-    method: str                      # "registers", "cfi", "signal", "frame-pointer", "bad-pc"
+    method: str                      # "registers", "cfi", "signal", "frame-pointer", "bad-pc", "link-register"
     module: Module | None
     lookup_pc: int                   # pc, or pc - 1 for return addresses (symbol/CFI lookups)
 
@@ -231,9 +231,12 @@ def unwind_thread(arch: Arch, registers: Mapping[str, int], memory: CoreMemory,
                 if new is not None:
                     frames[-1] = Frame(pc, sp, method, module, pc)
                     method, next_exact = "signal", True
-                elif module is None and len(frames) == 1:
+                elif len(frames) == 1 and (module is None or arch.lr is not None):
+                    # innermost frame without CFI: a call through a bad pointer, or (aarch64)
+                    # code that has not saved lr yet, e.g. a PLT stub (ld emits no CFI for
+                    # .plt there): the caller is in lr, as gdb's prologue analyzer assumes
                     new = _bad_pc(arch, regs, memory)
-                    method = "bad-pc"
+                    method = "bad-pc" if module is None else "link-register"
                 else:
                     new = _frame_pointer(arch, regs, memory)
                     method = "frame-pointer"

@@ -28,7 +28,7 @@ def check_output(out: bytes) -> list:
     for p in phdrs:
         assert p.p_offset + p.p_filesz <= len(out)
         assert p.p_memsz >= p.p_filesz
-    for a, b in zip(loads, loads[1:]):
+    for a, b in zip(loads, loads[1:], strict=False):
         assert a.p_vaddr + a.p_memsz <= b.p_vaddr
     return loads
 

@@ -188,7 +188,7 @@ def test_valid_segments_and_provenance(minimized, kind: str) -> None:
     loads = [p for p in phdrs if p.p_type == 1]
     assert all(p.p_memsz >= p.p_filesz for p in phdrs)
     assert all(p.p_offset + p.p_filesz <= len(data) for p in phdrs)
-    for a, b in zip(loads, loads[1:]):
+    for a, b in zip(loads, loads[1:], strict=False):
         assert a.p_vaddr + a.p_memsz <= b.p_vaddr
     prov = None
     for p in phdrs:

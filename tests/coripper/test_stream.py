@@ -221,7 +221,7 @@ def test_hash_none_drains_after_a_format_error_and_bad_algorithm() -> None:
                       (MinimizeOptions(hash_algorithm="md5"), ValueError)):
         r, w = os.pipe()
         payload = b"NOTANELF" + bytes(3 << 20)
-        t = threading.Thread(target=lambda w=w: os.fdopen(w, "wb").write(payload))
+        t = threading.Thread(target=lambda w=w, payload=payload: os.fdopen(w, "wb").write(payload))
         t.start()
         with os.fdopen(r, "rb") as src:
             with pytest.raises(exc):

@@ -119,7 +119,7 @@ def assert_matches_gdb(bt: CoreBacktrace, gdb: dict[int, list]) -> int:  # type:
         got = [(hex(f.address), f.function_name, _kind(f)) for f in ours]
         want = [(hex(pc), name, _gdb_kind(ftype)) for ftype, pc, name in expected]
         assert len(got) == len(want), f"thread {thread.tid}: ours {got}\n gdb {want}"
-        for i, (frame, (ftype, pc, name)) in enumerate(zip(ours, expected)):
+        for i, (frame, (ftype, pc, name)) in enumerate(zip(ours, expected, strict=True)):
             assert frame.address == pc, f"thread {thread.tid} frame {i}: {got}\n gdb {want}"
             assert _kind(frame) == _gdb_kind(ftype), \
                 f"thread {thread.tid} frame {i}: {got}\n gdb {want}"
