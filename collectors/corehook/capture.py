@@ -24,6 +24,7 @@ from collectors.corehook.args import HookArgs
 from collectors.corehook.config import HookConfig
 from reporter import elements
 from reporter.dumpdir import DumpDir
+from reporter.errors import ProblemDirError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -434,7 +435,20 @@ def basic_elements(args: HookArgs, snap: procsnap.ProcSnapshot, exe: str | None,
         out["not-reportable"] = NOT_REPORTABLE_VMLCK.encode()
     if snap.gone:
         out["proc_error"] = f"/proc/{args.global_pid}: {snap.errors.get('.', 'gone')}".encode()
+    elif snap.errors:
+        out["proc_error"] = "".join(f"/proc/{args.global_pid}/{name}: {why}\n"
+                                    for name, why in sorted(snap.errors.items())).encode()
     return out
+
+
+def unreadable_summary(snap: procsnap.ProcSnapshot) -> str | None:
+    """One log line's worth of what could not be read from ``/proc/PID`` (``None``: all read)."""
+    if not snap.errors or snap.gone:
+        return None
+    by_reason: dict[str, list[str]] = {}
+    for name, why in sorted(snap.errors.items()):
+        by_reason.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
 
 
 def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "/proc",
@@ -455,8 +469,6 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
         if any(fnmatchcase(exe, pattern) for pattern in cfg.ignored_paths):
             return _ignore(line, "executable in ignored_paths", stdin_fd)
     check_spool(cfg.spool)
-    if not limits.has_free_space(cfg.spool, cfg.min_free_space):
-        return _ignore(line, f"less than {cfg.min_free_space} bytes free in {cfg.spool}", stdin_fd)
 
     status = procsnap.parse_status(snap.get("status") or b"")
     fsuid = (procsnap.status_ids(status, "Uid") + (args.uid,) * 4)[3]
@@ -483,17 +495,39 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
 
     init_ns = procsnap.read_init_namespaces(proc)
     info = container_mod.detect(snap, init_ns, proc)
+    if not limits.has_free_space(cfg.spool, cfg.min_free_space):
+        return _count_only(args, cfg, uid, exe, info.container_id, stdin_fd, line,
+                           f"less than {cfg.min_free_space} bytes free in {cfg.spool}")
     elems = basic_elements(args, snap, exe, uid, init_ns, info, status)
     hooklog.log(line("dumping core"))
+    unreadable = unreadable_summary(snap)
+    if unreadable:
+        hooklog.log(f"could not read from /proc/{args.global_pid}: {unreadable}", error=True)
 
     mode = 0o600 if setuid_crash else 0o640
     name = f"ccpp-{elements.iso_date(args.time)}-{args.global_pid}"
-    dd = DumpDir.create(cfg.spool, name, owner_uid=uid, uid=0, gid=0, mode=mode)
     try:
-        for key, value in elems.items():
-            dd.save_bytes(key, value)
+        dd = DumpDir.create(cfg.spool, name, owner_uid=uid, uid=0, gid=0, mode=mode)
+        try:
+            for key, value in elems.items():
+                dd.save_bytes(key, value)
+        except BaseException:
+            try:
+                dd.discard()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            raise
+    except (OSError, ProblemDirError) as exc:
+        # A full disk before the core was read: the core can still tell whether this is
+        # a known crash, whose count costs a few bytes.
+        if _errno_of(exc) not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return _count_only(args, cfg, uid, exe, info.container_id, stdin_fd, line,
+                           f"no space left in {cfg.spool}")
+    try:
         core = save_core(dd, args, cfg, stdin_fd)
-        release_stdin()  # the core is read: let the kernel reap the process now
+        if stdin_fd == 0:
+            release_stdin()  # the core is read: let the kernel reap the process now
         if core.error:
             dd.save_text("coredump_error", core.error)
         if cfg.compress == "zstd" and core.element == "coredump" and cfg.keep == "minimized":
@@ -502,16 +536,38 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
         signature = dedup.site_signature(exe or args.comm, args.signal, core.crash_module,
                                          core.crash_offset)
         key = dedup.duplicate_key(uid, TYPE, exe or "", info.container_id, signature)
-        duplicate = dedup.find_duplicate(cfg.spool, key)
-        if duplicate is not None:
-            count = dedup.bump(duplicate, args.time)
-            dd.discard()
-            if use_rate:
-                limits.record_dir(cfg.spool, rate_key, os.path.basename(duplicate), now)
-            hooklog.log(line(f"duplicate of {duplicate} (count {count})"))
-            return Outcome("duplicate", "same crash signature", duplicate)
-        dd.save_text(dedup.SIGNATURE_ELEMENT, key)
-        path = dd.commit()
+        # Look-up and commit under one spool-wide lock: two hooks of the same crash running
+        # side by side (workers of one service hitting the same bug) must not both commit.
+        with limits.SpoolLock(cfg.spool, on_error=lambda exc: hooklog.log(
+                f"dedup lock unusable, duplicates may race: {exc}", error=True)):
+            duplicate: str | None = None
+            count = 0
+            failed: list[str] = []
+            for _attempt in range(3):
+                duplicate = dedup.find_duplicate(cfg.spool, key, skip=failed)
+                if duplicate is None:
+                    break
+                try:
+                    count = dedup.bump(duplicate, args.time)
+                    break
+                except (ProblemDirError, OSError) as exc:
+                    # Locked for too long (abrtd running an event on it), gone, or a broken
+                    # element: try the next older copy, else keep ours.
+                    hooklog.log(f"could not count in {duplicate}: {exc}", error=True)
+                    failed.append(duplicate)
+                    duplicate = None
+            if duplicate is None and failed:
+                hooklog.log(f"same crash as {failed[0]}, which cannot be updated: saving separately")
+            if duplicate is not None:
+                dd.discard()
+                if use_rate:
+                    pending = limits.record_dir(cfg.spool, rate_key, os.path.basename(duplicate), now)
+                    if pending:
+                        count = dedup.bump(duplicate, args.time, by=pending)
+                hooklog.log(line(f"duplicate of {duplicate} (count {count})"))
+                return Outcome("duplicate", "same crash signature", duplicate)
+            dd.save_text(dedup.SIGNATURE_ELEMENT, key)
+            path = dd.commit()
     except BaseException:
         try:
             dd.discard()
@@ -532,6 +588,44 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
         spawn_detached_postprocess(path, args.uid if not setuid_crash else 0, args.gid, cfg.log_file)
     hooklog.log(f"saved {path}" + (f" ({core.error})" if core.error else ""))
     return Outcome("saved", core.error or "", path)
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The errno behind *exc*, also when reporter wrapped the OSError in ProblemDirError."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc.errno
+        if "No space left" in str(exc):
+            return errno.ENOSPC
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+def _count_only(args: HookArgs, cfg: HookConfig, uid: int, exe: str | None,
+                container_id: str | None, stdin_fd: int, line: Callable[[str], str],
+                why: str) -> Outcome:
+    """No room for a new directory: analyse the core (nothing written) and, when it is a
+    known crash, count it in that directory; otherwise drop it with one log line."""
+    core = CoreResult()
+    _analyse_only(stdin_fd, core, cfg)
+    if stdin_fd == 0:
+        release_stdin()
+    signature = dedup.site_signature(exe or args.comm, args.signal, core.crash_module,
+                                     core.crash_offset)
+    key = dedup.duplicate_key(uid, TYPE, exe or "", container_id, signature)
+    with limits.SpoolLock(cfg.spool):
+        duplicate = dedup.find_duplicate(cfg.spool, key)
+        if duplicate is not None:
+            try:
+                count = dedup.bump(duplicate, args.time)
+            except (ProblemDirError, OSError) as exc:
+                hooklog.log(line(f"ignoring ({why}; could not count in {duplicate}: {exc})"),
+                            error=True)
+                return Outcome("ignored", why)
+            hooklog.log(line(f"duplicate of {duplicate} (count {count}; {why})"))
+            return Outcome("duplicate", why, duplicate)
+    hooklog.log(line(f"ignoring ({why})"), error=True)
+    return Outcome("ignored", why)
 
 
 def _ignore(line: Callable[[str], str], why: str, stdin_fd: int) -> Outcome:

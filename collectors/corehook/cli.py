@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from collectors.corehook import install as install_mod
 
@@ -54,7 +55,8 @@ def _print(args: argparse.Namespace, data: dict[str, object], text: str) -> None
 
 def _install(args: argparse.Namespace) -> int:
     paths = install_mod.default_paths(args.state_dir)
-    result = install_mod.install(paths, spool=args.spool, keep=args.keep, compress=args.compress,
+    spool = os.path.abspath(args.spool) if args.spool else None
+    result = install_mod.install(paths, spool=spool, keep=args.keep, compress=args.compress,
                                  base_config=args.config)
     _print(args, result, f"installed: {result['core_pattern']}\n"
            f"previous pattern: {result['previous_core_pattern']}\nspool: {result['spool']}")

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Collection
 
 from reporter.dumpdir import DumpDir, iter_problem_dirs
 
 SIGNATURE_ELEMENT = "crash_signature"
 DUPHASH_SIGNATURE_ELEMENT = "crash_signature_duphash"
 _MAX_SIG = 256
+#: Seconds :func:`bump` waits for another holder of the directory's lock (abrtd, a reporter).
+BUMP_TIMEOUT = 10.0
 
 
 def site_signature(executable: str, signal: int, module: str | None, offset: int | None) -> str:
@@ -49,12 +52,13 @@ def _read_small(dir_path: str, name: str) -> str | None:
 
 
 def find_duplicate(spool: str, key: str, *, element: str = SIGNATURE_ELEMENT,
-                   exclude: str | None = None) -> str | None:
-    """Oldest problem directory in *spool* whose *element* equals *key* (``None`` if none)."""
-    excluded = os.path.realpath(exclude) if exclude else None
+                   exclude: str | None = None, skip: Collection[str] = ()) -> str | None:
+    """Oldest problem directory in *spool* whose *element* equals *key* (``None`` if none),
+    leaving out *exclude* and the paths in *skip*."""
+    excluded = {os.path.realpath(p) for p in (*skip, *([exclude] if exclude else []))}
     best: tuple[int, str] | None = None
     for path in iter_problem_dirs(spool):
-        if excluded and os.path.realpath(path) == excluded:
+        if excluded and os.path.realpath(path) in excluded:
             continue
         if _read_small(path, element) != key:
             continue
@@ -65,9 +69,12 @@ def find_duplicate(spool: str, key: str, *, element: str = SIGNATURE_ELEMENT,
     return best[1] if best else None
 
 
-def bump(path: str, when: float, by: int = 1, timeout: float = 10.0) -> int:
-    """Add *by* occurrences to the directory at *path* (count, last_occurrence); returns the new count."""
-    with DumpDir.open(path, wait=True, timeout=timeout) as dd:
+def bump(path: str, when: float, by: int = 1, timeout: float | None = None) -> int:
+    """Add *by* occurrences to the directory at *path* (count, last_occurrence); returns the
+    new count. Raises :class:`~reporter.errors.LockedError` after *timeout* seconds
+    (default :data:`BUMP_TIMEOUT`) of somebody else holding its lock."""
+    wait = BUMP_TIMEOUT if timeout is None else timeout
+    with DumpDir.open(path, wait=True, timeout=wait) as dd:
         count = dd.count() or 1
         count = dd.increment_count(when) if by == 1 else count + by
         if by != 1:

@@ -167,7 +167,7 @@ def install(paths: Paths, *, spool: str | None = None, keep: str | None = None,
         raise HookError(f"{paths.state_dir} is not a directory")
     if st.st_uid != os.geteuid() or st.st_mode & 0o022:
         raise HookError(f"{paths.state_dir} must be owned by us and not writable by others")
-    os.makedirs(cfg.spool, mode=0o751, exist_ok=True)
+    _prepare_spool(cfg.spool)
     _write_atomic(paths.hook_config, config_mod.render_config(cfg), 0o644)
     _write_atomic(paths.launcher, launcher_text(paths.hook_config), 0o755)
 
@@ -185,6 +185,20 @@ def install(paths: Paths, *, spool: str | None = None, keep: str | None = None,
             (_read(paths.saved_pattern) or "").rstrip("\n"), "was_installed": already}
 
 
+def _prepare_spool(spool: str) -> None:
+    """Create the spool (parents 0755, the spool 0751) or check the existing one with the
+    hook's own rules, so that a spool the hook would refuse at crash time (a symlink, a
+    file, not root's, group/other-writable) fails the install instead of every crash."""
+    from collectors.corehook.capture import SpoolError, check_spool
+
+    parent = os.path.dirname(spool.rstrip("/")) or "/"
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    try:
+        check_spool(spool)
+    except SpoolError as exc:
+        raise HookError(f"{spool}: {exc.strerror}") from None
+
+
 def _as_dict(cfg: config_mod.HookConfig) -> dict[str, object]:
     from dataclasses import asdict
 
@@ -198,6 +212,11 @@ def uninstall(paths: Paths) -> dict[str, object]:
     current = (_read(paths.core_pattern) or "").rstrip("\n")
     saved = _read(paths.saved_pattern)
     if not is_ours(current, paths):
+        if saved is not None:
+            # Installed once, then someone else put their own handler in: theirs stays.
+            raise HookError(f"core_pattern was changed after our install (it is {current!r}); "
+                            f"leaving it alone (the pattern saved at install stays in "
+                            f"{paths.saved_pattern})")
         raise HookError(f"the crashkit hook is not installed (core_pattern is {current!r})")
     restored = saved.rstrip("\n") if saved is not None else "core"
     _write_proc(paths.core_pattern, restored)

@@ -17,6 +17,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reporter.dumpdir import DumpDir, iter_problem_dirs
@@ -193,6 +194,51 @@ def _remove_tree_at(parent: int, name: str) -> None:
     os.rmdir(name, dir_fd=parent)
 
 
+# ------------------------------------------------------------------ spool-wide lock
+
+DEDUP_LOCK = "dedup.lock"
+
+
+class SpoolLock:
+    """``flock`` on ``<spool>/.crashkit-hook/dedup.lock`` for the duplicate look-up + commit.
+
+    A lock file that cannot be used (planted symlink, foreign owner) is reported through
+    *on_error* and the block runs unlocked: a broken lock must never cost a crash.
+    """
+
+    def __init__(self, spool: str, on_error: Callable[[OSError], object] | None = None) -> None:
+        self.spool = spool
+        self.on_error = on_error
+        self._fd = -1
+
+    def __enter__(self) -> SpoolLock:
+        try:
+            dfd = open_state_dir(self.spool)
+            try:
+                fd = os.open(DEDUP_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o600, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                raise PermissionError(errno.EPERM, "lock file is not a plain file", DEDUP_LOCK)
+            self._fd = fd
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if self.on_error is not None:
+                self.on_error(exc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # releases the flock
+            self._fd = -1
+
+
 # ------------------------------------------------------------------ crash-loop rate file
 
 def open_state_dir(spool: str) -> int:
@@ -305,6 +351,24 @@ def record_dir(spool: str, key: str, dirname: str, now: float) -> int:
         rate.entries[key] = entry
         rate.save()
     return pending
+
+
+def retarget_dir(spool: str, old: str, new: str) -> None:
+    """Crash-loop entries that count into directory *old* count into *new* from now on
+    (post-processing merged *old* into *new*). No rate file: nothing to do."""
+    try:
+        if not stat.S_ISDIR(os.lstat(os.path.join(spool, STATE_DIR)).st_mode):
+            return
+    except FileNotFoundError:
+        return
+    with RateFile(spool) as rate:
+        changed = False
+        for entry in rate.entries.values():
+            if isinstance(entry, dict) and entry.get("dir") == old:
+                entry["dir"] = new
+                changed = True
+        if changed:
+            rate.save()
 
 
 def _is_dir(spool: str, name: str) -> bool:

@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 
-from collectors.corehook import dedup, hooklog
+from collectors.corehook import dedup, hooklog, limits
 from reporter.dumpdir import DumpDir
 
 UNWIND_TIME_LIMIT = 120
@@ -175,6 +175,10 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
     with DumpDir.open(drop) as ddrop:
         ddrop.delete()
     hooklog.log(f"postprocess: {drop} is a duplicate of {keep} (duphash {duphash}); count {count}")
+    try:
+        limits.retarget_dir(spool, os.path.basename(drop), os.path.basename(keep))
+    except OSError as exc:
+        hooklog.log(f"postprocess: crash-loop state not updated: {exc}", error=True)
     return keep
 
 
