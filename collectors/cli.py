@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # (module, description) of every subcommand group, in --help order.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_handler(func, args, debug=args.debug, prog="crashkit")
 
 
-def run_handler(func, args: argparse.Namespace, *, debug: bool, prog: str) -> int:  # type: ignore[no-untyped-def]
+def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace, *,
+                debug: bool, prog: str) -> int:
     """Run a subcommand handler, turning expected failures into a one-line error and exit 2."""
     from coripper.errors import CoripperError
     from reporter.errors import ReporterError

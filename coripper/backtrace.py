@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from coripper import elfcore
 from coripper.coremem import open_core_memory
@@ -141,7 +141,7 @@ class CoreBacktrace:
         return frames[0].function_name if frames else None
 
 
-def _frame_from_json(f: dict) -> CoreFrame:
+def _frame_from_json(f: dict[str, Any]) -> CoreFrame:
     synthetic = f.get("synthetic_frames")
     return CoreFrame(
         address=int(f.get("address", 0)), build_id=f.get("build_id"),

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from coripper.errors import CoreFormatError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``backtrace`` subcommand."""
     p = subparsers.add_parser(
         "backtrace", help="unwind every thread of a core (satyr core_backtrace, duphash)",

@@ -15,12 +15,15 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from coripper import elfcore
 from coripper.cfi import CfiError, CfiTable, Row
 from coripper.coremem import CoreMemory, FileBacking
 from coripper.symbols import SYM, STB_LOCAL, Symbol, SymbolTable, parse_symbols
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 AT_ENTRY = 9
 AT_SYSINFO_EHDR = 33
@@ -93,14 +96,14 @@ def clear_cache() -> None:
     _TABLE_CACHE.clear()
 
 
-def _section(elf, name: str) -> tuple[bytes, int] | None:
+def _section(elf: ELFFile, name: str) -> tuple[bytes, int] | None:
     sec = elf.get_section_by_name(name)
     if sec is None or sec["sh_type"] == "SHT_NOBITS":
         return None
     return sec.data(), sec["sh_addr"]
 
 
-def _symbols(elf) -> list:
+def _symbols(elf: ELFFile) -> list[Symbol]:
     from elftools.elf.sections import SymbolTableSection
     for name in (".symtab", ".dynsym"):
         sec = elf.get_section_by_name(name)
@@ -116,7 +119,7 @@ _AARCH64_PLT0, _AARCH64_PLT_ENTRY = 32, 16
 _RELA = struct.Struct("<QQq")           # Elf64_Rela: r_offset, r_info, r_addend
 
 
-def _aarch64_plt_symbols(elf) -> list[Symbol]:
+def _aarch64_plt_symbols(elf: ELFFile) -> list[Symbol]:
     """``name@plt`` for each aarch64 PLT stub, as gdb (BFD's synthetic symbols) names them:
     a 32-byte PLT0, then one 16-byte stub per ``.rela.plt`` entry, in order. ld emits no CFI
     for ``.plt`` there, so a thread stopped in a stub is unwound through lr (coripper/unwind.py)."""
@@ -154,7 +157,7 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
     from elftools.elf.elffile import ELFFile
 
     tables = ModuleTables()
-    syms: list = []
+    syms: list[Symbol] = []
     plt_syms: list[Symbol] = []
     for s, is_debug in ((debug_stream, True), (stream, False)):
         if s is None:

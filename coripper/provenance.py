@@ -35,5 +35,6 @@ def find_provenance(note_data: bytes) -> dict[str, Any] | None:
     """The decoded provenance JSON among the notes in ``note_data``, if present."""
     for note in iter_notes(note_data):
         if note.name == NOTE_NAME and note.n_type == NT_CRASHKIT_PROVENANCE:
-            return json.loads(note.desc)
+            value = json.loads(note.desc)
+            return value if isinstance(value, dict) else None
     return None

@@ -457,7 +457,9 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
     snap = procsnap.read_snapshot(args.global_pid, proc)
     exe = procsnap.clean_exe(snap.exe) if snap.exe else None
     shown = exe or args.comm
-    line = lambda outcome: hooklog.crash_line(args.global_pid, shown, args.uid, args.signal, outcome)  # noqa: E731
+
+    def line(outcome: str) -> str:
+        return hooklog.crash_line(args.global_pid, shown, args.uid, args.signal, outcome)
 
     if is_own_process(snap):
         return _ignore(line, "crash of crashkit-hook itself", stdin_fd)

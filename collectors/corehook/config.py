@@ -15,6 +15,8 @@ warnings (the hook logs them) and ignored, so a typo never disables crash captur
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 from dataclasses import dataclass, field, fields, replace
 
@@ -65,7 +67,7 @@ def config_path(option: str | None = None, environ: dict[str, str] | None = None
     return env.get(CONFIG_ENV) or DEFAULT_CONFIG
 
 
-def parse_config(data: dict, base: HookConfig | None = None) -> HookConfig:
+def parse_config(data: dict[str, Any], base: HookConfig | None = None) -> HookConfig:
     """Build a :class:`HookConfig` from a parsed TOML document (pure).
 
     Only the ``[hook]`` table is read; bad keys/values become ``warnings``.

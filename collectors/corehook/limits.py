@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import errno
 import fcntl
 import json
@@ -280,7 +282,7 @@ class RateFile:
             data = json.loads(raw) if raw else {}
         except ValueError:
             data = {}
-        self.entries: dict[str, dict] = data if isinstance(data, dict) else {}
+        self.entries: dict[str, dict[str, Any]] = data if isinstance(data, dict) else {}
 
     def __enter__(self) -> RateFile:
         return self
@@ -301,7 +303,7 @@ class RateFile:
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
 
-    def hit(self, key: str, now: float, window: int, limit: int) -> dict:
+    def hit(self, key: str, now: float, window: int, limit: int) -> dict[str, Any]:
         """Count one crash of *key*; returns its entry (``n`` = crashes in the window)."""
         entry = self.entries.get(key)
         if not isinstance(entry, dict) or now - float(entry.get("start", 0)) > window:

@@ -11,7 +11,7 @@ from collectors.oops.parse import KernelReport, scan_stream
 SOURCES_HELP = "kmsg|journal|syslog|pstore|kdump|FILE (repeatable; default: all that exist)"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``oops`` group (scan, collect, watch)."""
     group = subparsers.add_parser("oops", help="kernel oops, panic and warning reports",
                                   description="Find kernel reports in logs and turn them into Kerneloops problem directories.")
@@ -33,7 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after SECONDS")
     watch.set_defaults(func=_run_watch)
 
-    group.set_defaults(func=lambda args: (group.print_help(sys.stderr), 2)[1])
+
+    def _usage(args: argparse.Namespace) -> int:
+        group.print_help(sys.stderr)
+        return 2
+
+    group.set_defaults(func=_usage)
 
 
 def _source_options(parser: argparse.ArgumentParser) -> None:
