@@ -10,31 +10,12 @@ Usage: python bench/coripper_file_mode.py [--dir /var/tmp/coripper-bench]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]  # the repo first: tests/coripper must not shadow coripper
-sys.path.append(str(REPO / "tests"))
-from conftest import PROGRAMS_SRC, crash_through_kernel  # noqa: E402
-
-
-def make_core(workdir: Path, heap_mib: int) -> Path:
-    exe = workdir / "crasher"
-    if not exe.exists():
-        subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", str(exe),
-                        str(PROGRAMS_SRC / "crasher.c")], check=True)
-    cached = workdir / f"core-heap{heap_mib}"
-    if not cached.exists():
-        crash = crash_through_kernel([exe, "segv", "-t", "4", "-m", str(heap_mib)],
-                                     workdir / f"tmp{heap_mib}", timeout=600)
-        assert crash.core is not None, "kernel wrote no core"
-        crash.core.rename(cached)
-    return cached
+from _coripper_cores import bench_parser, make_core, workdir_of
 
 
 def best_time(argv: list[str], runs: int = 5) -> float:
@@ -47,11 +28,7 @@ def best_time(argv: list[str], runs: int = 5) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default="/var/tmp/coripper-bench")
-    args = ap.parse_args()
-    workdir = Path(args.dir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir_of(bench_parser(__doc__).parse_args())
     free = shutil.disk_usage(workdir).free
     big = 4096 if free > 10 << 30 else 2048
     if big != 4096:

@@ -20,7 +20,6 @@ Usage: python bench/coripper_pipe_mode.py [--dir /var/tmp/coripper-bench] [--hea
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -28,24 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]  # the repo first: tests/coripper must not shadow coripper
-sys.path.append(str(REPO / "tests"))
-from conftest import PROGRAMS_SRC, crash_through_kernel  # noqa: E402
-
-
-def make_core(workdir: Path, heap_mib: int) -> Path:
-    exe = workdir / "crasher"
-    if not exe.exists():
-        subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", str(exe),
-                        str(PROGRAMS_SRC / "crasher.c")], check=True)
-    cached = workdir / f"core-heap{heap_mib}"
-    if not cached.exists():
-        crash = crash_through_kernel([exe, "segv", "-t", "4", "-m", str(heap_mib)],
-                                     workdir / f"tmp{heap_mib}", timeout=600)
-        assert crash.core is not None, "kernel wrote no core"
-        crash.core.rename(cached)
-    return cached
+from _coripper_cores import bench_parser, make_core, workdir_of
 
 
 SPLICE_READER = """
@@ -90,13 +72,11 @@ def _sha_speed() -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default="/var/tmp/coripper-bench")
+    ap = bench_parser(__doc__)
     ap.add_argument("--heap-mib", type=int, default=4096)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    workdir = Path(args.dir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir_of(args)
     heap = args.heap_mib
     if shutil.disk_usage(workdir).free < (heap + 6144) << 20 and heap > 2048:
         heap = 2048

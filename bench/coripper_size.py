@@ -7,37 +7,16 @@ Usage: python bench/coripper_size.py [--dir /var/tmp/coripper-bench]
 
 from __future__ import annotations
 
-import argparse
 import io
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]  # the repo first: tests/coripper must not shadow coripper
-sys.path.append(str(REPO / "tests"))
-from conftest import PROGRAMS_SRC, crash_through_kernel  # noqa: E402
+from _coripper_cores import bench_parser, make_core, workdir_of
 
-from coripper.stream import minimize_file  # noqa: E402
+from coripper.stream import minimize_file
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", default="/var/tmp/coripper-bench")
-    args = ap.parse_args()
-    workdir = Path(args.dir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    exe = workdir / "crasher"
-    if not exe.exists():
-        subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", str(exe),
-                        str(PROGRAMS_SRC / "crasher.c")], check=True)
-    core = workdir / "core-heap1024"
-    if not core.exists():
-        crash = crash_through_kernel([exe, "segv", "-t", "4", "-m", "1024"], workdir / "tmp1024",
-                                     timeout=600)
-        assert crash.core is not None
-        crash.core.rename(core)
+    core = make_core(workdir_of(bench_parser(__doc__).parse_args()), 1024)
     out = io.BytesIO()
     with open(core, "rb") as src:
         report = minimize_file(src, out)

@@ -50,20 +50,10 @@ def uleb(data: bytes, pos: int) -> tuple[int, int]:
 
 def sleb(data: bytes, pos: int) -> tuple[int, int]:
     """Decode a signed LEB128 at ``pos``; return (value, new position)."""
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise CfiError("LEB128 past the end")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, pos
-        if shift > 70:
-            raise CfiError("LEB128 too long")
+    result, end = uleb(data, pos)
+    if data[end - 1] & 0x40:        # sign bit of the last byte (DWARF 5, 7.6)
+        result -= 1 << (7 * (end - pos))
+    return result, end
 
 
 def _unpack(fmt: str, data: bytes, pos: int) -> tuple[int, int]:

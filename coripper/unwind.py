@@ -97,6 +97,17 @@ class _Stop(Exception):
         self.reason = reason
 
 
+def _load_saved(regs: dict[int, int], reg: int, addr: int, memory: CoreMemory, ra_reg: int) -> None:
+    """Set ``reg`` from the 8 bytes at ``addr``; unreadable: drop it (stop if it is the RA)."""
+    v = memory.read_u64(addr)
+    if v is None:
+        if reg == ra_reg:
+            raise _Stop("unreadable")
+        regs.pop(reg, None)
+    else:
+        regs[reg] = v
+
+
 def _apply_row(arch: Arch, row: Row, regs: dict[int, int], memory: CoreMemory) -> dict[int, int]:
     def read_reg(n: int) -> int | None:
         return regs.get(n)
@@ -119,13 +130,7 @@ def _apply_row(arch: Arch, row: Row, regs: dict[int, int], memory: CoreMemory) -
         elif kind == "same":
             continue
         elif kind == "offset":
-            v = memory.read_u64((cfa + int(rule.arg)) & MASK64)
-            if v is None:
-                if reg == row.ra_reg:
-                    raise _Stop("unreadable")
-                new.pop(reg, None)
-            else:
-                new[reg] = v
+            _load_saved(new, reg, (cfa + int(rule.arg)) & MASK64, memory, row.ra_reg)
         elif kind == "val_offset":
             new[reg] = (cfa + int(rule.arg)) & MASK64
         elif kind == "register":
@@ -136,13 +141,7 @@ def _apply_row(arch: Arch, row: Row, regs: dict[int, int], memory: CoreMemory) -
         elif kind == "expression":
             assert isinstance(rule.arg, bytes)
             addr = evaluate(rule.arg, read_reg, memory.read, push=cfa)
-            v = memory.read_u64(addr)
-            if v is None:
-                if reg == row.ra_reg:
-                    raise _Stop("unreadable")
-                new.pop(reg, None)
-            else:
-                new[reg] = v
+            _load_saved(new, reg, addr, memory, row.ra_reg)
         elif kind == "val_expression":
             assert isinstance(rule.arg, bytes)
             new[reg] = evaluate(rule.arg, read_reg, memory.read, push=cfa)

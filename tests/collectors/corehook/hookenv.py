@@ -1,6 +1,12 @@
 """A private crashkit-hook installation for tests: short tmp paths (core_pattern holds 127
 bytes), its own spool, config, log file and launcher. Crashes go through the real kernel via
-tests/conftest.py's ``run_until_crash_with_pattern`` (host-wide lock, pattern restored)."""
+tests/conftest.py's ``run_until_crash_with_pattern`` (host-wide lock, pattern restored).
+
+Also the ``hook`` and ``crasher`` fixtures the crash tests share: a test module imports
+``hook_fixture`` / ``crasher_fixture`` (named apart from the fixture, so test arguments do not
+shadow the import). Not a conftest.py here: the test modules import tests/conftest.py as
+``conftest``, which a second conftest.py would shadow.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import run_until_crash_with_pattern, wait_for
+import pytest
+
+from conftest import Programs, require_core_pattern, run_until_crash_with_pattern, wait_for
 
 from collectors.corehook import install
 from reporter.dumpdir import iter_problem_dirs
@@ -103,3 +112,18 @@ class HookEnv:
 
 def element(d: Path, name: str) -> str:
     return (d / name).read_text(errors="replace")
+
+
+@pytest.fixture(name="hook")
+def hook_fixture() -> Iterator[HookEnv]:
+    """A private hook installation, removed afterwards; skips unless core_pattern is writable."""
+    require_core_pattern()
+    env = HookEnv()
+    yield env
+    env.cleanup()
+
+
+@pytest.fixture(name="crasher")
+def crasher_fixture(hook: HookEnv, programs: Programs) -> Path:
+    """tests/programs/crasher.c (PIE), copied into the hook's bin/ as ``crasher``."""
+    return hook.program(programs.crasher(), "crasher")

@@ -18,23 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import core_pattern, require_core_pattern, wait_for
-from hookenv import HookEnv, element
+from conftest import core_pattern, wait_for
+from hookenv import crasher_fixture, element, hook_fixture  # noqa: F401 - fixtures crasher, hook
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def hook():  # type: ignore[no-untyped-def]
-    require_core_pattern()
-    env = HookEnv()
-    yield env
-    env.cleanup()
-
-
-@pytest.fixture
-def crasher(hook, programs) -> Path:  # type: ignore[no-untyped-def]
-    return hook.program(programs.crasher(), "crasher")
 
 
 def _as_nobody() -> None:

@@ -16,27 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (crash_through_kernel, python_exe, require_core_pattern,
-                      run_until_crash_with_pattern, wait_for)
-from hookenv import HookEnv, element
+from conftest import crash_through_kernel, python_exe, run_until_crash_with_pattern, wait_for
+from hookenv import HookEnv, crasher_fixture, element, hook_fixture  # noqa: F401 - fixtures crasher, hook
 
 pytestmark = pytest.mark.root
 
 SEGV_FRAMES = ["crash_write_null", "crash_level2", "crash_level1", "main"]
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
-
-
-@pytest.fixture
-def hook():  # type: ignore[no-untyped-def]
-    require_core_pattern()
-    env = HookEnv()
-    yield env
-    env.cleanup()
-
-
-@pytest.fixture
-def crasher(hook, programs) -> Path:  # type: ignore[no-untyped-def]
-    return hook.program(programs.crasher(), "crasher")
 
 
 def gdb(executable: Path, core: Path, command: str = "bt") -> str:

@@ -1,0 +1,359 @@
+"""The minimizer's engine: one forward pass over a :class:`~coripper.streamin.Source`.
+
+Standard library only (the crash hook imports it through :mod:`coripper.stream`). Both modes
+run this same engine (the file mode's source merely seeks over the gaps), so they make the same
+decisions; see docs/coripper.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import struct
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable
+
+from . import __version__
+from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR, DT_DEBUG, EHDR_SIZE, ET_DYN, PF_R, PF_W,
+                      PHDR_SIZE, PN_XNUM, PT_DYNAMIC, PT_LOAD, PT_NOTE, PT_PHDR, CoreNotes,
+                      ModuleHeader, Note, ProgramHeader, parse_core_notes, parse_dynamic,
+                      parse_elf_header, parse_module_header, parse_notes, parse_program_headers)
+from .errors import CoreFormatError
+from .layout import Plan, Want, merge_ranges, page_down, page_up, plan_keep
+from .linkmap import LinkEntry, build_link_map, build_r_debug
+from .provenance import build_provenance
+from .streamin import Source, StreamSource
+from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
+from .writer import CoreWriter
+
+MAX_PHDRS = 1 << 17             # program headers beyond this are ignored (with a warning)
+MAX_NOTES = 64 << 20            # total note bytes we read and copy
+MAX_DYNAMIC = 64 << 10          # bytes of the executable's PT_DYNAMIC we keep and parse
+VDSO_NAME = "[vdso]"            # the vdso's path in the report (as /proc/PID/maps)
+
+
+@dataclass
+class _Watch:
+    start: int
+    end: int
+    callback: Callable[[bytes], None]
+    data: bytearray = field(default_factory=bytearray)
+    fired: bool = False
+
+
+class Engine:
+    """One minimization: read headers and notes, plan what to keep, copy it to ``sink`` in a
+    single forward pass while watching the pages that tell more (module headers, the
+    executable's program headers and dynamic section), then synthesize the link map."""
+
+    def __init__(self, source: Source, sink: BinaryIO, options: MinimizeOptions, mode: str) -> None:
+        self.src = source
+        self.sink = sink
+        self.opts = options
+        self.mode = mode
+        self.warnings: list[str] = []
+        self.truncated = False
+        self.wants: list[Want] = []
+        self.ranges: list[tuple[int, int]] = []
+        self.watches: list[_Watch] = []
+        self.headers: dict[int, ModuleHeader | None] = {}
+        self.exe_bias: int | None = None
+        self.exe_dynamic: int | None = None
+        self.r_debug: int | None = None
+        self.vdso: tuple[int, int] | None = None     # (start, end) when dumped
+
+    # headers and notes (raise CoreFormatError when unusable)
+    def read_headers(self) -> tuple[Any, list[ProgramHeader], CoreNotes, list[bytes]]:
+        """ELF header, program headers, parsed notes and the raw note segments to copy."""
+        raw = self.src.read(0, EHDR_SIZE)
+        if len(raw) < EHDR_SIZE:
+            raise CoreFormatError(f"input too short for an ELF header ({len(raw)} bytes)")
+        hdr = parse_elf_header(raw)
+        if hdr.e_phoff < EHDR_SIZE:
+            raise CoreFormatError(f"program headers overlap the ELF header (e_phoff {hdr.e_phoff})")
+        count = hdr.e_phnum
+        if count == 0:
+            raise CoreFormatError("core has no program headers")
+        if count == PN_XNUM:
+            # Extended numbering: the real count is in section header 0, which the kernel
+            # writes at the very end. The first phdr (PT_NOTE) says where the table ends.
+            head = self.src.read(hdr.e_phoff, PHDR_SIZE)
+            first = parse_program_headers(head)
+            if not first:
+                raise CoreFormatError("program headers truncated")
+            count = MAX_PHDRS
+            if first[0].p_offset > hdr.e_phoff:
+                count = max(1, (first[0].p_offset - hdr.e_phoff) // PHDR_SIZE)
+            rest = self.src.read(hdr.e_phoff + PHDR_SIZE, (min(count, MAX_PHDRS) - 1) * PHDR_SIZE)
+            table = head + rest
+        else:
+            if count > MAX_PHDRS:
+                self.warnings.append(f"{count} program headers; only the first {MAX_PHDRS} used")
+            table = self.src.read(hdr.e_phoff, min(count, MAX_PHDRS) * PHDR_SIZE)
+        if len(table) < min(count, MAX_PHDRS) * PHDR_SIZE:
+            raise CoreFormatError(f"program headers truncated ({len(table)} of "
+                                  f"{min(count, MAX_PHDRS) * PHDR_SIZE} bytes)")
+        phdrs = list(parse_program_headers(table))
+        notes_raw: list[bytes] = []
+        all_notes: list[Note] = []
+        budget = MAX_NOTES
+        for ph in sorted((p for p in phdrs if p.p_type == PT_NOTE), key=lambda p: p.p_offset):
+            if ph.p_offset < self.src.pos:
+                self.warnings.append(f"PT_NOTE at {ph.p_offset:#x} overlaps earlier data; skipped")
+                continue
+            size = min(ph.p_filesz, budget)
+            if size < ph.p_filesz:
+                self.warnings.append(f"notes larger than {MAX_NOTES} bytes; the rest is dropped")
+            data = self.src.read(ph.p_offset, size)
+            budget -= len(data)
+            if len(data) < size:
+                self.truncated = True
+                self.warnings.append(f"input ends inside the notes ({len(data)} of {size} bytes)")
+            notes, warns = parse_notes(data)
+            self.warnings += warns
+            if notes:
+                last = notes[-1]
+                namesz = struct.unpack_from("<I", data, last.offset)[0]
+                end = last.offset + 12 + ((namesz + 3) & ~3) + ((len(last.desc) + 3) & ~3)
+                notes_raw.append(data[:min(end, len(data))])
+            all_notes += notes
+        core = parse_core_notes(all_notes, hdr.e_machine)
+        self.warnings += core.warnings
+        self.src.rewind(hdr.e_phoff + len(table))
+        return hdr, phdrs, core, notes_raw
+
+    def add_want(self, start: int, end: int, reason: str) -> None:
+        """Keep ``[start, end)`` (page-rounded) too, for ``reason``."""
+        page = self.page
+        w = Want(page_down(start, page), page_up(end, page), reason)
+        self.wants.append(w)
+        self.ranges = merge_ranges(self.ranges + [(w.start, w.end)])
+
+    def run(self) -> MinimizeReport:
+        """Minimize the whole input; raise :class:`CoreFormatError` if the headers are unusable."""
+        hdr, phdrs, core, notes_raw = self.read_headers()
+        self.core = core
+        self.page = core.page_size
+        opts = self.opts
+        plan = plan_keep(core, phdrs, max_stack=opts.max_stack, keep_heap=opts.keep_heap,
+                         keep_ranges=opts.keep_ranges)
+        self.plan = plan
+        self.warnings += plan.warnings
+        for w in plan.wants:
+            self.wants.append(Want(page_down(w.start, self.page), page_up(w.end, self.page), w.reason))
+        self.ranges = merge_ranges((w.start, w.end) for w in self.wants)
+        for m in plan.modules:
+            self.watches.append(_Watch(m.start, m.start + self.page,
+                                       functools.partial(self._on_module_page, m.start)))
+        vdso = core.auxv.get(AT_SYSINFO_EHDR)
+        vdso_seg = next((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz
+                         and p.p_vaddr <= (vdso or -1) < p.p_vaddr + p.p_memsz), None)
+        if vdso and vdso_seg is not None:
+            # only for the report's module list (eu-unstrip lists it too); kept by plan_keep
+            self.vdso = (vdso, vdso_seg.p_vaddr + vdso_seg.p_memsz)
+            self.watches.append(_Watch(vdso, min(vdso + self.page, self.vdso[1]),
+                                       lambda data: self._on_module_page(vdso, data)))
+        at_phdr, at_phnum = core.auxv.get(AT_PHDR), core.auxv.get(AT_PHNUM)
+        if at_phdr and at_phnum and plan.exe_start is not None:
+            self.watches.append(_Watch(at_phdr, at_phdr + min(at_phnum, 512) * PHDR_SIZE,
+                                       lambda data: self._on_exe_phdrs(at_phdr, data)))
+
+        sink = self.sink
+        self.writer = writer = CoreWriter(sink, hdr.e_ident, hdr.e_machine, hdr.e_flags, self.page)
+        for raw in notes_raw:
+            writer.add_note(raw, "notes")
+        for seg in sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz > 0),
+                          key=lambda p: (p.p_offset, p.p_vaddr)):
+            if self.src.eof:
+                break
+            self._copy_segment(seg)
+        self.src.drain()
+        for watch in self.watches:    # partial data (input ended inside a watched range)
+            if not watch.fired and watch.data:
+                self._fire(watch)
+        if self.src.eof and self.src.pos < self._expected_end(phdrs):
+            self.truncated = True
+            self.warnings.append(f"input ended at byte {self.src.pos}, before the end of the "
+                                 f"last segment ({self._expected_end(phdrs)})")
+        self._synthesize()
+        return self._finish(hdr, core, plan)
+
+    @staticmethod
+    def _expected_end(phdrs: list[ProgramHeader]) -> int:
+        return max((p.p_offset + p.p_filesz for p in phdrs if p.p_type in (PT_LOAD, PT_NOTE)),
+                   default=0)
+
+    def _copy_segment(self, seg: ProgramHeader) -> None:
+        lo = seg.p_vaddr
+        if seg.p_offset < self.src.pos:
+            skip = self.src.pos - seg.p_offset
+            if skip >= seg.p_filesz:
+                self.warnings.append(f"segment {seg.index} overlaps earlier file data; skipped")
+                return
+            lo += skip
+        hi = seg.p_vaddr + seg.p_filesz
+        cur = lo
+        while cur < hi and not self.src.eof:
+            i = bisect.bisect_right(self.ranges, (cur, 1 << 65)) - 1
+            if i < 0 or self.ranges[i][1] <= cur:
+                i += 1
+            if i >= len(self.ranges) or self.ranges[i][0] >= hi:
+                return
+            a = max(self.ranges[i][0], cur)
+            b = min(self.ranges[i][1], hi)
+            self.writer.begin_load(a, seg.p_flags, "")
+            vaddr = [a]
+
+            def consume(chunk: memoryview, vaddr: list[int] = vaddr) -> None:
+                self.writer.write(chunk)
+                self._feed(vaddr[0], chunk)
+                vaddr[0] += len(chunk)
+
+            got = self.src.copy(seg.p_offset + (a - seg.p_vaddr), b - a, consume)
+            self.writer.end_load()
+            if got < b - a:
+                self.truncated = True
+                self.warnings.append(f"input ended inside segment {seg.index} "
+                                     f"({seg.p_vaddr:#x}); kept {got} of {b - a} bytes there")
+                return
+            cur = b
+
+    def _feed(self, vaddr: int, chunk: memoryview) -> None:
+        end = vaddr + len(chunk)
+        for w in self.watches:
+            if w.fired or w.end <= vaddr or w.start >= end:
+                continue
+            lo, hi = max(w.start, vaddr), min(w.end, end)
+            if lo != w.start + len(w.data):
+                continue        # a hole: the watched range is not contiguous in the core
+            w.data += chunk[lo - vaddr:hi - vaddr]
+            if w.start + len(w.data) >= w.end:
+                self._fire(w)
+
+    def _fire(self, w: _Watch) -> None:
+        w.fired = True
+        try:
+            w.callback(bytes(w.data))
+        except (struct.error, ValueError, IndexError, KeyError, OverflowError) as exc:
+            self.warnings.append(f"could not parse memory at {w.start:#x}: {exc}")
+        w.data = bytearray()
+
+    def _on_module_page(self, start: int, data: bytes) -> None:
+        self.headers[start] = parse_module_header(data)
+
+    def _on_exe_phdrs(self, at_phdr: int, data: bytes) -> None:
+        phdrs = parse_program_headers(data)
+        pt_phdr = next((p for p in phdrs if p.p_type == PT_PHDR), None)
+        dyn = next((p for p in phdrs if p.p_type == PT_DYNAMIC), None)
+        if pt_phdr is not None:
+            bias = at_phdr - pt_phdr.p_vaddr
+        else:   # no PT_PHDR: the first PT_LOAD maps file offset 0 at the executable's start
+            first = min((p.p_vaddr - p.p_offset for p in phdrs if p.p_type == PT_LOAD), default=0)
+            bias = (self.plan.exe_start or 0) - page_down(first, self.page)
+        self.exe_bias = bias
+        if dyn is None or dyn.p_memsz == 0:
+            return          # static executable: no r_debug, not an error
+        start = (bias + dyn.p_vaddr) & ((1 << 64) - 1)
+        size = min(dyn.p_memsz, MAX_DYNAMIC)
+        self.exe_dynamic = start
+        self.add_want(start, start + size, "dynamic")
+        self.watches.append(_Watch(start, start + size, self._on_dynamic))
+
+    def _on_dynamic(self, data: bytes) -> None:
+        for tag, val in parse_dynamic(data):
+            if tag == DT_DEBUG:
+                self.r_debug = val or None
+                return
+
+    def _link_entries(self) -> list[LinkEntry]:
+        plan = self.plan
+        exe_entry = None
+        if self.exe_bias is not None:
+            ld = self.exe_dynamic or 0
+            exe_entry = LinkEntry("", self.exe_bias, ld)
+        libs: list[LinkEntry] = []
+        interp: list[LinkEntry] = []
+        for m in plan.modules:
+            if m.start == plan.exe_start:
+                continue
+            mh = self.headers.get(m.start)
+            if mh is None or mh.e_type != ET_DYN:
+                continue
+            bias = m.start - mh.min_vaddr
+            ld = bias + mh.dynamic_vaddr if mh.dynamic_vaddr is not None else 0
+            entry = LinkEntry(m.path, bias, ld)
+            (interp if m.path == plan.interp_path else libs).append(entry)
+        return ([exe_entry] if exe_entry else []) + libs + interp
+
+    def _synthesize(self) -> None:
+        if not self.r_debug:
+            return
+        rd = self.r_debug
+        entries = self._link_entries()
+        base = self.plan.synth_base
+        chain = build_link_map(base, entries)
+        if len(chain) > self.plan.synth_size:       # cannot happen: the plan bounds it
+            self.warnings.append("synthesized link_map larger than planned; not written")
+            return
+        self.writer.add_load(base, chain, PF_R | PF_W, "synthetic link_map")
+        self.wants.append(Want(base, base + len(chain), "synthetic link_map"))
+        data = build_r_debug(base if chain else 0, self.core.auxv.get(AT_BASE, 0))
+        seg = self.writer.find(rd, len(data))
+        if seg is not None:
+            self.writer.patch(seg.offset + rd - seg.vaddr, data)
+            self.wants.append(Want(rd, rd + len(data), "synthetic r_debug"))
+        elif not self.writer.overlaps(rd, len(data)):
+            self.writer.add_load(rd, data, PF_R | PF_W, "synthetic r_debug")
+            self.wants.append(Want(rd, rd + len(data), "synthetic r_debug"))
+        else:
+            self.warnings.append(f"r_debug at {rd:#x} straddles kept data; not synthesized")
+
+    def _reasons(self, start: int, end: int) -> str:
+        out: list[str] = []
+        for w in self.wants:
+            if w.start < end and start < w.end and w.reason not in out:
+                out.append(w.reason)
+        return ", ".join(out) or "kept"
+
+    def _finish(self, hdr: Any, core: CoreNotes, plan: Plan) -> MinimizeReport:
+        writer = self.writer
+        loads = writer.normalized_loads()
+        kept = [(s.vaddr, s.vaddr + s.size, self._reasons(s.vaddr, s.vaddr + s.size)) for s in loads]
+        algorithm = sha = None
+        if isinstance(self.src, StreamSource):
+            algorithm, sha = self.src.algorithm, self.src.hexdigest()
+        modules = self._modules()
+        info = {
+            "tool": "coripper", "version": __version__, "mode": self.mode,
+            "source": {"size": self.src.total(), "hash": algorithm, "sha256": sha,
+                       "machine": core.machine},
+            "options": {"keep_heap": self.opts.keep_heap, "max_stack": self.opts.max_stack,
+                        "keep_ranges": [[hex(a), hex(b)] for a, b in self.opts.keep_ranges]},
+            "kept": [{"start": hex(a), "end": hex(b), "reason": r} for a, b, r in kept],
+            "truncated": self.truncated,
+            "warnings": self.warnings[:100],
+        }
+        out = writer.finish(build_provenance(info))
+        return MinimizeReport(
+            machine=core.machine, bytes_in=self.src.total(), bytes_out=out,
+            truncated=self.truncated,
+            threads=[ThreadInfo(t.tid, t.signal, t.pc, t.sp) for t in core.threads],
+            modules=modules, kept=kept, warnings=list(self.warnings), sha256=sha)
+
+    def _modules(self) -> list[ModuleInfo]:
+        out = []
+        maps = self.core.mappings
+        for m in self.plan.modules:
+            mh = self.headers.get(m.start)
+            if m.start in self.headers and mh is None:
+                continue            # dumped first page is not ELF: not a module
+            end = max((x.end for x in maps if x.path == m.path and x.start >= m.start), default=m.end)
+            nxt = min((x.start for x in self.plan.modules if x.start > m.start), default=None)
+            if nxt is not None and end > nxt:
+                end = max(x.end for x in maps if x.path == m.path and m.start <= x.start < nxt)
+            out.append(ModuleInfo(m.path, m.start, end, mh.build_id if mh else None))
+        if self.vdso is not None and self.headers.get(self.vdso[0]) is not None:
+            vdso_header = self.headers[self.vdso[0]]
+            out.append(ModuleInfo(VDSO_NAME, self.vdso[0], self.vdso[1],
+                                  vdso_header.build_id if vdso_header else None))
+        return sorted(out, key=lambda m: m.start)

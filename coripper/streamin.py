@@ -1,0 +1,312 @@
+"""Forward-only input of the minimizer: a stream (pipe, stdin) or a seekable file.
+
+Standard library only (the crash hook imports it through :mod:`coripper.stream`). A
+:class:`Source` delivers the core in offset order; what is not kept is skipped as cheaply as the
+input allows (splice(2) to /dev/null, lseek, or seek), optionally hashing everything on the way.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import hashlib
+import io
+import os
+import queue
+import stat
+import threading
+from typing import BinaryIO, Callable, cast
+
+CHUNK = 1 << 20                 # read size; also the only large buffer we hold
+HASH_ALGORITHMS = ("sha256",)   # what ``MinimizeOptions.hash_algorithm`` accepts besides None
+PIPE_SIZE_CAP = 16 << 20        # F_SETPIPE_SZ at most this (kernel memory, not our RSS)
+_F_SETPIPE_SZ = 1031            # fcntl.F_SETPIPE_SZ / F_GETPIPE_SZ (Linux fcntl.h)
+_F_GETPIPE_SZ = 1032
+
+
+class Source(abc.ABC):
+    """Forward-only reader. ``pos`` never decreases; gaps are skipped by reading (stream) or
+    seeking (file)."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self.src = src
+        self.pos = 0
+        self.eof = False
+        self.buf = bytearray(CHUNK)
+        self.mv = memoryview(self.buf)
+
+    @abc.abstractmethod
+    def _fill(self, n: int) -> int:
+        """Read up to ``n`` bytes at ``pos`` into ``mv``; return the count (0 = EOF)."""
+
+    @abc.abstractmethod
+    def skip_to(self, offset: int) -> None:
+        """Move forward to ``offset`` without delivering the bytes in between."""
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (shorter at EOF); for headers and notes."""
+        self.skip_to(offset)
+        out = bytearray()
+        while len(out) < size and not self.eof:
+            n = self._fill(min(CHUNK, size - len(out)))
+            out += self.mv[:n]
+        return bytes(out)
+
+    def copy(self, offset: int, size: int, consume: Callable[[memoryview], None]) -> int:
+        """Feed ``size`` bytes at ``offset`` to ``consume`` in chunks; return bytes delivered."""
+        self.skip_to(offset)
+        done = 0
+        while done < size and not self.eof:
+            n = self._fill(min(CHUNK, size - done))
+            if n:
+                consume(self.mv[:n])
+                done += n
+        return done
+
+    def drain(self) -> None:
+        """Read to EOF (stream mode: the kernel waits until its pipe is drained)."""
+        return None     # a seekable file has nothing to drain
+
+    def rewind(self, offset: int) -> None:
+        """Go back to ``offset`` if the source can (file mode); a stream cannot."""
+        return None
+
+    def total(self) -> int:
+        """Size of the input as far as known (bytes read or skipped, for a stream)."""
+        return self.pos
+
+
+class StreamSource(Source):
+    """Sequential reader of a stream: reads what is kept, discards the rest as cheaply as the
+    source allows, and optionally hashes everything.
+
+    Hashing (``algorithm`` not None) needs every byte in user space: hashlib releases the GIL,
+    so a worker thread hashes chunk N while chunk N+1 is read; NBUF buffers rotate and a
+    semaphore keeps a buffer from being refilled before the worker has hashed it.
+
+    Without hashing, the bytes nobody needs never enter user space: a pipe is spliced into
+    /dev/null (splice(2): the pipe's pages are released in the kernel, no copy), a regular file
+    (``coripper - < CORE``) is skipped with lseek; anything else is read into one buffer.
+    """
+
+    NBUF = 4
+
+    def __init__(self, src: BinaryIO, algorithm: str | None = "sha256") -> None:
+        super().__init__(src)
+        self.algorithm = algorithm
+        self._digest: str | None = None
+        self._pending = memoryview(b"")
+        self._readinto: Callable[[memoryview], int | None] | None = getattr(src, "readinto", None)
+        self._fd: int | None = None
+        self._kind = ""             # "pipe" | "file" | "" (anything else: read and discard)
+        self._devnull: int | None = None
+        self._open_fd(src)
+        self._worker: threading.Thread | None = None
+        if algorithm is not None:
+            self.sha = hashlib.new(algorithm)
+            self._bufs = [memoryview(bytearray(CHUNK)) for _ in range(self.NBUF)]
+            self._next = 0
+            self._free = threading.Semaphore(self.NBUF)
+            self._queue: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+            self._worker = threading.Thread(target=self._hash_loop, name="coripper-hash",
+                                             daemon=True)
+            self._worker.start()
+
+    def _open_fd(self, src: BinaryIO) -> None:
+        """Switch to the file descriptor when ``src`` has one (pipe or regular file)."""
+        try:
+            fd = src.fileno()
+            mode = os.fstat(fd).st_mode
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return
+        if stat.S_ISFIFO(mode):
+            self._kind = "pipe"
+            grow_pipe(fd)
+        elif stat.S_ISREG(mode):
+            self._kind = "file"
+        else:
+            return
+        if isinstance(src, io.BufferedReader):
+            # Bytes the buffer already holds come first; read1 returns them all (or does one
+            # raw read straight into the result), leaving the buffer empty, so from here on
+            # the descriptor's position is the stream's position.
+            self._pending = memoryview(src.read1(CHUNK))
+        self._fd = fd
+        self._readinto = io.FileIO(fd, "rb", closefd=False).readinto
+
+    def _read_some(self, mv: memoryview) -> int:
+        if self._pending:
+            n = min(len(mv), len(self._pending))
+            mv[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+        if self._readinto is not None:
+            return self._readinto(mv) or 0
+        data = self.src.read(len(mv)) or b""
+        mv[:len(data)] = data
+        return len(data)
+
+    def _hash_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self.sha.update(item)
+            self._free.release()
+
+    def _fill(self, n: int) -> int:
+        if self.eof:
+            return 0
+        if self.algorithm is None:
+            got = self._read_some(self.mv[:n])
+        else:
+            self._free.acquire()
+            self.mv = self._bufs[self._next]
+            self._next = (self._next + 1) % self.NBUF
+            got = self._read_some(self.mv[:n])
+            if got:
+                self._queue.put(self.mv[:got])
+            else:
+                self._free.release()
+        if got == 0:
+            self.eof = True
+        self.pos += got
+        return got
+
+    def _discard(self, n: int) -> None:
+        """Consume ``n`` bytes nobody needs (fewer at EOF)."""
+        if self._pending and n > 0 and self.algorithm is None:
+            k = min(n, len(self._pending))
+            self._pending = self._pending[k:]
+            self.pos += k
+            n -= k
+        if self.algorithm is None and self._fd is not None and n > 0:
+            if self._kind == "file":
+                self._seek_forward(n)
+                return
+            if self._kind == "pipe" and self._splice_to_null(n):
+                return
+        while n > 0 and not self.eof:
+            got = self._fill(min(CHUNK, n))
+            n -= got
+
+    def _seek_forward(self, n: int) -> None:
+        assert self._fd is not None
+        cur = os.lseek(self._fd, 0, os.SEEK_CUR)
+        size = os.fstat(self._fd).st_size
+        to = min(cur + n, max(size, cur))
+        os.lseek(self._fd, to, os.SEEK_SET)
+        self.pos += to - cur
+        if to < cur + n:
+            self.eof = True
+
+    def _splice_to_null(self, n: int) -> bool:
+        """splice(2) ``n`` bytes from the pipe into /dev/null; False if splice is unusable."""
+        assert self._fd is not None
+        splice = getattr(os, "splice", None)
+        try:
+            if splice is None:
+                return False
+            if self._devnull is None:
+                self._devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            while n > 0:
+                got = splice(self._fd, self._devnull, min(n, 1 << 30))
+                if got == 0:
+                    self.eof = True
+                    return True
+                self.pos += got
+                n -= got
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EBADF):
+                raise
+            self._kind = ""         # e.g. no splice_write on this kernel's /dev/null: read instead
+            return False
+        return True
+
+    def skip_to(self, offset: int) -> None:
+        if self.pos < offset and not self.eof:
+            self._discard(offset - self.pos)
+
+    def drain(self) -> None:
+        while not self.eof:
+            self._discard(1 << 62)
+
+    def hexdigest(self) -> str | None:
+        """Hex digest of everything read, or None without hashing (stops the worker; call once
+        reading is over)."""
+        if self.algorithm is None:
+            return None
+        if self._digest is None:
+            self.close()
+            self._digest = self.sha.hexdigest()
+        return self._digest
+
+    def close(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join()
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
+
+
+def grow_pipe(fd: int) -> None:
+    """Enlarge the input pipe (F_SETPIPE_SZ) up to ``/proc/sys/fs/pipe-max-size``: the writer
+    (the kernel dumping the core) and we wake each other up less often."""
+    import fcntl
+    try:
+        with open("/proc/sys/fs/pipe-max-size", "rb") as f:
+            want = min(int(f.read().strip() or 0), PIPE_SIZE_CAP)
+    except (OSError, ValueError):
+        want = CHUNK
+    try:
+        if fcntl.fcntl(fd, _F_GETPIPE_SZ) >= want:
+            return
+    except OSError:
+        return
+    for size in (want, CHUNK):
+        try:
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+            return
+        except OSError:     # EPERM over the per-user pipe quota, EBUSY if shrinking: keep it
+            continue
+
+
+class FileSource(Source):
+    """Seekable file: a gap is skipped by moving ``pos`` (one seek before the next read)."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        super().__init__(src)
+        try:
+            self.size = os.fstat(src.fileno()).st_size
+        except (OSError, AttributeError, ValueError):
+            self.size = src.seek(0, os.SEEK_END)
+        self._at: int | None = None
+
+    def _fill(self, n: int) -> int:
+        if self.eof:
+            return 0
+        if self._at != self.pos:
+            self.src.seek(self.pos)
+        got = cast(io.BufferedIOBase, self.src).readinto(self.mv[:n]) or 0
+        if got == 0:
+            self.eof = True
+            self._at = None
+            return 0
+        self.pos += got
+        self._at = self.pos
+        return got
+
+    def skip_to(self, offset: int) -> None:
+        if offset > self.pos:
+            self.pos = offset
+            if offset >= self.size:
+                self.eof = True
+
+    def total(self) -> int:
+        return self.size
+
+    def rewind(self, offset: int) -> None:
+        # gdb's gcore writes PT_NOTE after the memory: once the notes are read, a file can
+        # go back to the data. (The kernel writes notes first; a stream of a gcore core keeps
+        # only the notes, with warnings.)
+        if offset < self.pos:
+            self.pos = offset
+            self.eof = offset >= self.size
