@@ -10,8 +10,10 @@ the module ``mismatch``. Tables are cached per build-id for the life of the proc
 from __future__ import annotations
 
 import bisect
+import errno
 import io
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -185,9 +187,27 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
     return tables
 
 
+def open_regular(path: str) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file.
+
+    Paths come from the core (NT_FILE) and may lie under a container's root: a FIFO or a
+    device planted there must not block us or trigger a driver, so the open does not wait
+    (O_NONBLOCK) and anything that is not a regular file is refused after ``fstat``.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _file_build_id(path: str) -> str | None:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(64)
             eh = elfcore.parse_elf_header(head, require_core=False)
             f.seek(eh.e_phoff)
@@ -225,9 +245,9 @@ def _tables_for(key: object, disk_path: str | None, debug_path: str | None,
         if data is not None:
             stream = io.BytesIO(data)
         elif disk_path is not None:
-            stream = open(disk_path, "rb")
+            stream = open_regular(disk_path)
         if debug_path is not None:
-            dstream = open(debug_path, "rb")
+            dstream = open_regular(debug_path)
         tables = load_tables(stream, dstream)
     except OSError:
         tables = ModuleTables()
@@ -268,7 +288,7 @@ def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory, rootdir: str = "/"
             head = None
             if disk is not None:
                 try:
-                    with open(disk, "rb") as f:
+                    with open_regular(disk) as f:
                         head = f.read(page)
                 except OSError:
                     head = None
@@ -328,7 +348,7 @@ def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executab
     if not entry or not os.path.isfile(executable):
         return None
     try:
-        with open(executable, "rb") as f:
+        with open_regular(executable) as f:
             head = f.read(page)
         eh = elfcore.parse_elf_header(head, require_core=False)
         mh = elfcore.parse_module_header(head)
@@ -382,7 +402,7 @@ def _link_map_entries(memory: CoreMemory, exe: Module) -> list[tuple[str, int]]:
     through the executable's ``DT_DEBUG`` (the dynamic section is in its dumped data)."""
     assert exe.disk_path is not None
     try:
-        with open(exe.disk_path, "rb") as f:
+        with open_regular(exe.disk_path) as f:
             mh = elfcore.parse_module_header(f.read(1 << 16))
     except OSError:
         return []
@@ -427,7 +447,7 @@ def _modules_from_link_map(memory: CoreMemory, exe: Module, rootdir: str, page: 
         if not os.path.isfile(disk):
             continue
         try:
-            with open(disk, "rb") as f:
+            with open_regular(disk) as f:
                 mh = elfcore.parse_module_header(f.read(page))
         except OSError:
             continue

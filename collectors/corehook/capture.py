@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 #: Marks processes started by the hook (post-processing): their crashes are never captured.
 MARKER_ENV = "CRASHKIT_HOOK_CHILD"
 SELF_MARKERS = (b"crashkit-hook", b"collectors.corehook", b"collectors/corehook")
+#: Who unwinds a core whose files or memory root does not control (a setuid program's core:
+#: its memory holds what the invoking user fed it; a chroot's or container's files): nobody.
+NOBODY = 65534
 
 
 @dataclass
@@ -73,15 +76,19 @@ def check_spool(spool: str) -> None:
 
 
 def is_own_process(snap: procsnap.ProcSnapshot) -> bool:
-    """True when the crashed process is the hook itself or something it started."""
+    """True when the crashed process is the hook itself or something it started.
+
+    Both the hook and its post-processing run a Python interpreter: the environment marker
+    alone (which anybody can put into any program's environment, a setuid one's too, to
+    keep its crashes out of the spool) does not count for other executables."""
+    exe = (snap.exe or "").encode("utf-8", "surrogateescape")
+    if not (b"python" in os.path.basename(exe) or b"crashkit-hook" in exe):
+        return False
     environ = snap.get("environ") or b""
     if (b"\0" + MARKER_ENV.encode() + b"=") in (b"\0" + environ):
         return True
     cmdline = snap.get("cmdline") or b""
-    exe = (snap.exe or "").encode("utf-8", "surrogateescape")
-    if b"python" in os.path.basename(exe) or b"crashkit-hook" in exe:
-        return any(m in cmdline for m in SELF_MARKERS)
-    return False
+    return any(m in cmdline for m in SELF_MARKERS)
 
 
 def _suid_dumpable() -> int:
@@ -230,7 +237,8 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
     for victim in deleted:
         hooklog.log(f"spool over {cfg.max_spool_size} bytes: deleted {victim}")
     if spawn_postprocess and cfg.postprocess and core.element:
-        spawn_detached_postprocess(path, args.uid if not setuid_crash else 0, args.gid, cfg.log_file)
+        pp_uid, pp_gid = (NOBODY, NOBODY) if setuid_crash else (args.uid, args.gid)
+        spawn_detached_postprocess(path, pp_uid, pp_gid, cfg.log_file)
     hooklog.log(f"saved {path}" + (f" ({core.error})" if core.error else ""))
     return Outcome("saved", core.error or "", path)
 

@@ -93,6 +93,10 @@ def basic_elements(args: HookArgs, snap: procsnap.ProcSnapshot, exe: str | None,
     if info.rootdir:
         out["rootdir"] = info.rootdir.encode("utf-8", "surrogateescape")
     name = os.path.basename(exe) if exe else args.comm
+    # reason is one line (libreport tools list it as the problem's title); a comm or file
+    # name may hold newlines and terminal escapes.
+    name = "".join(c if c.isprintable() or c == " " or 0xDC80 <= ord(c) <= 0xDCFF else "?"
+                   for c in name)
     out["reason"] = f"{name} killed by {hooklog.signal_name(args.signal)}".encode("utf-8", "surrogateescape")
     out["signal"] = elements.format_number(args.signal)
     cmdline = snap.get("cmdline")

@@ -59,6 +59,24 @@ def _no_recursion() -> None:
         pass
 
 
+#: Address-space cap of the hook (and what it starts): the minimizer bounds what it keeps of
+#: a core (64 MiB of notes, 2**17 program headers), so a hostile core that still gets the
+#: hook this far is a bug to be contained, not a reason to exhaust the host as root.
+MEMORY_LIMIT = 4 << 30
+
+
+def _bound_memory() -> None:
+    """Lower RLIMIT_AS to :data:`MEMORY_LIMIT` (never raise it)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = MEMORY_LIMIT if hard == resource.RLIM_INFINITY else min(MEMORY_LIMIT, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError, ImportError):
+        pass
+
+
 def _drain(fd: int) -> None:
     """Read *fd* to EOF and discard it (splice to /dev/null; read() fallback)."""
     null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
@@ -79,6 +97,7 @@ def _drain(fd: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; always returns 0."""
     _no_recursion()
+    _bound_memory()
     _sane_fds()
     os.umask(0o077)
     os.environ["CRASHKIT_HOOK_CHILD"] = "1"

@@ -8,6 +8,7 @@ Logging never raises.
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 TAG = "crashkit-hook"
@@ -23,7 +24,7 @@ def setup(log_file: str | None = None, use_syslog: bool = True) -> None:
 
 def log(message: str, *, error: bool = False) -> None:
     """Write one line to syslog and the log file (if configured)."""
-    line = " ".join(message.split())[:MAX_LINE]
+    line = clean_line(message)
     if _state["syslog"]:
         try:
             import syslog
@@ -35,15 +36,30 @@ def log(message: str, *, error: bool = False) -> None:
     path = _state["file"]
     if isinstance(path, str):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600)
+            # O_NONBLOCK: a FIFO planted at the path fails (ENXIO) instead of hanging us.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK, 0o600)
             try:
+                st = os.fstat(fd)
+                # Only our own plain file: not a device, nor a hard link somebody made to a
+                # file of ours elsewhere (a log in a shared directory).
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
+                    return
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
                 os.write(fd, f"{stamp} {TAG}[{os.getpid()}]: {line}\n".encode("utf-8", "replace"))
             finally:
                 os.close(fd)
         except OSError:
             pass
+
+
+def clean_line(message: str) -> str:
+    """*message* as one log line: whitespace runs become one space, other control
+    characters (terminal escapes from a hostile comm or path) ``?``, at most MAX_LINE."""
+    line = " ".join(message.split())
+    if not line.isprintable():
+        line = "".join(c if c.isprintable() else "?" for c in line)
+    return line[:MAX_LINE]
 
 
 def signal_name(signo: int) -> str:
