@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reporter import dirfs
 from reporter.dumpdir import DumpDir, iter_problem_dirs
 
 STATE_DIR = ".crashkit-hook"
@@ -127,6 +128,15 @@ def trim_spool(spool: str, cap: int, protect: set[str] | frozenset[str] = frozen
     return deleted
 
 
+def _remove_tree(spool: str, name: str) -> None:
+    """rm -r of *name* in *spool*, never following symlinks (dirfs works relative to fds)."""
+    spool_fd = dirfs.open_dir(spool)
+    try:
+        dirfs.remove_subtree(spool_fd, name)
+    finally:
+        os.close(spool_fd)
+
+
 def sweep_abandoned(spool: str, now: float | None = None, min_age: float = 60.0) -> list[str]:
     """Remove ``*.new`` directories whose creator died (a hook killed mid-capture).
 
@@ -158,42 +168,11 @@ def sweep_abandoned(spool: str, now: float | None = None, min_age: float = 60.0)
         if holder is None and now - st.st_mtime < min_age:
             continue
         try:
-            _remove_tree(path)
+            _remove_tree(spool, name)
             removed.append(path)
         except OSError:
             continue
     return removed
-
-
-def _remove_tree(path: str) -> None:
-    """rm -r without following symlinks (entries are unlinked, never traversed through links)."""
-    fd = os.open(path, _DIR_FLAGS)
-    try:
-        with os.scandir(fd) as it:
-            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-        for name, is_dir in entries:
-            if is_dir:
-                _remove_tree_at(fd, name)
-            else:
-                os.unlink(name, dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(path)
-
-
-def _remove_tree_at(parent: int, name: str) -> None:
-    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
-    try:
-        with os.scandir(fd) as it:
-            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-        for entry, is_dir in entries:
-            if is_dir:
-                _remove_tree_at(fd, entry)
-            else:
-                os.unlink(entry, dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=parent)
 
 
 # ------------------------------------------------------------------ spool-wide lock
