@@ -63,6 +63,11 @@ def _unpack(fmt: str, data: bytes, pos: int) -> tuple[int, int]:
     return struct.unpack_from(fmt, data, pos)[0], pos + size
 
 
+# Fixed-size DW_EH_PE value formats (low nibble of the encoding) and their struct codes.
+_PE_STRUCT = {PE_ABSPTR: "<Q", PE_UDATA8: "<Q", PE_UDATA4: "<I", PE_UDATA2: "<H",
+              PE_SDATA8: "<q", PE_SDATA4: "<i", PE_SDATA2: "<h"}
+
+
 def read_encoded(data: bytes, pos: int, enc: int, *, section_addr: int = 0, data_base: int = 0,
                  func_base: int = 0) -> tuple[int, int]:
     """Decode a DW_EH_PE-encoded pointer at ``pos`` of a section mapped at ``section_addr``."""
@@ -70,18 +75,8 @@ def read_encoded(data: bytes, pos: int, enc: int, *, section_addr: int = 0, data
         return 0, pos
     start = pos
     fmt = enc & 0x0F
-    if fmt == PE_ABSPTR or fmt == PE_UDATA8:
-        value, pos = _unpack("<Q", data, pos)
-    elif fmt == PE_UDATA4:
-        value, pos = _unpack("<I", data, pos)
-    elif fmt == PE_UDATA2:
-        value, pos = _unpack("<H", data, pos)
-    elif fmt == PE_SDATA4:
-        value, pos = _unpack("<i", data, pos)
-    elif fmt == PE_SDATA8:
-        value, pos = _unpack("<q", data, pos)
-    elif fmt == PE_SDATA2:
-        value, pos = _unpack("<h", data, pos)
+    if fmt in _PE_STRUCT:
+        value, pos = _unpack(_PE_STRUCT[fmt], data, pos)
     elif fmt == PE_ULEB128:
         value, pos = uleb(data, pos)
     elif fmt == PE_SLEB128:

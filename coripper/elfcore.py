@@ -110,7 +110,7 @@ class ProgramHeader:
 
     def contains(self, addr: int) -> bool:
         """True when ``addr`` lies in this segment's dumped data."""
-        return self.p_vaddr <= addr < self.p_vaddr + self.p_filesz
+        return self.p_vaddr <= addr < self.end
 
 
 @dataclass(frozen=True)
