@@ -155,10 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep at most BYTES of stack above each thread's SP (e.g. 256K)")
     p.add_argument("--keep", metavar="START-END", type=parse_range, action="append", default=[],
                    help="also keep this address range (repeatable)")
-    p.add_argument("--hash", choices=("sha256", "none"), default="sha256",
+    p.add_argument("--hash", choices=("blake3", "sha256", "none"), default="blake3",
                    help="stream mode: hash the whole input for the provenance note (default "
-                        "sha256; 'none' skips what is not kept without copying it, 2-3x faster "
-                        "here); file mode never hashes")
+                        "blake3, about 3.5x faster than sha256; 'none' skips what is not kept "
+                        "without copying it); file mode never hashes")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 

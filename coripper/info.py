@@ -24,7 +24,8 @@ def report_to_dict(report: MinimizeReport) -> dict[str, Any]:
         "bytes_in": report.bytes_in,
         "bytes_out": report.bytes_out,
         "truncated": report.truncated,
-        "sha256": report.sha256,
+        "hash": report.hash_algorithm,
+        "digest": report.digest,
         "crash_site": {"module": path, "offset": offset},
         "threads": [{"tid": t.tid, "signal": t.signal, "pc": t.pc, "sp": t.sp}
                     for t in report.threads],

@@ -3,7 +3,7 @@
 Standard library only: the crash hook imports this module. Both modes run the same engine
 (:mod:`coripper.streamengine`) over a *forward-only* source (:mod:`coripper.streamin`: the file
 mode merely seeks instead of reading the gaps), so they make the same decisions and write
-byte-identical cores apart from the provenance note's ``mode`` and ``sha256`` (see
+byte-identical cores apart from the provenance note's ``mode`` and ``digest`` (see
 docs/coripper.md). Output goes in place or through a spool (:mod:`coripper.streamout`).
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from .streamengine import MAX_DYNAMIC, MAX_NOTES, MAX_PHDRS, VDSO_NAME, Engine
-from .streamin import CHUNK, HASH_ALGORITHMS, PIPE_SIZE_CAP, FileSource, Source, StreamSource
+from .streamin import (CHUNK, HASH_ALGORITHMS, PIPE_SIZE_CAP, FileSource, Source, StreamSource,
+                       new_hasher)
 from .streamin import grow_pipe as _grow_pipe    # its name before the split (tests, bench)
 from .streamout import SPOOL_IN_MEMORY, write_through
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
@@ -32,20 +33,25 @@ def minimize_stream(src: BinaryIO, dst: BinaryIO | None, options: MinimizeOption
                     ) -> MinimizeReport:
     """Minimize a core read once, in order, from ``src`` (a pipe is fine) into ``dst``.
 
-    Always reads ``src`` to EOF, also when it raises. ``options.hash_algorithm`` ("sha256",
-    the default, or None) hashes the whole input for the report and the provenance note; with
+    Always reads ``src`` to EOF, also when it raises. ``options.hash_algorithm`` ("blake3",
+    the default, "sha256", or None) hashes the whole input for the report and the provenance
+    note; with
     None the bytes that are not kept are discarded without copying them (splice/lseek).
     ``dst`` may be non-seekable (then only the kept data is buffered) or ``None`` (analyse
     only, as ``--info`` does).
     Raises :class:`CoreFormatError` only when the ELF or program headers are unusable.
     """
     algorithm = (options or MinimizeOptions()).hash_algorithm
-    bad = algorithm is not None and algorithm not in HASH_ALGORITHMS
-    source = StreamSource(src, None if bad else algorithm)
+    error: ValueError | None = None
+    if algorithm is not None:
+        try:
+            new_hasher(algorithm)
+        except ValueError as exc:
+            error, algorithm = exc, None
+    source = StreamSource(src, algorithm)
     try:
-        if bad:
-            raise ValueError(f"unknown hash algorithm {algorithm!r} "
-                             f"(known: {', '.join(HASH_ALGORITHMS)}, or None)")
+        if error is not None:
+            raise error
         return _run(source, dst, options, "stream")
     finally:
         try:

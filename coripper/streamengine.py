@@ -319,13 +319,13 @@ class Engine:
         writer = self.writer
         loads = writer.normalized_loads()
         kept = [(s.vaddr, s.vaddr + s.size, self._reasons(s.vaddr, s.vaddr + s.size)) for s in loads]
-        algorithm = sha = None
+        algorithm = digest = None
         if isinstance(self.src, StreamSource):
-            algorithm, sha = self.src.algorithm, self.src.hexdigest()
+            algorithm, digest = self.src.algorithm, self.src.hexdigest()
         modules = self._modules()
         info = {
             "tool": "coripper", "version": __version__, "mode": self.mode,
-            "source": {"size": self.src.total(), "hash": algorithm, "sha256": sha,
+            "source": {"size": self.src.total(), "hash": algorithm, "digest": digest,
                        "machine": core.machine},
             "options": {"keep_heap": self.opts.keep_heap, "max_stack": self.opts.max_stack,
                         "keep_ranges": [[hex(a), hex(b)] for a, b in self.opts.keep_ranges]},
@@ -338,7 +338,8 @@ class Engine:
             machine=core.machine, bytes_in=self.src.total(), bytes_out=out,
             truncated=self.truncated,
             threads=[ThreadInfo(t.tid, t.signal, t.pc, t.sp) for t in core.threads],
-            modules=modules, kept=kept, warnings=list(self.warnings), sha256=sha)
+            modules=modules, kept=kept, warnings=list(self.warnings),
+            hash_algorithm=algorithm, digest=digest)
 
     def _modules(self) -> list[ModuleInfo]:
         out = []

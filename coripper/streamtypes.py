@@ -16,7 +16,8 @@ class MinimizeOptions:
     keep_heap: bool = False
     max_stack: int | None = None                 # bytes per thread; None = to the end of the segment
     keep_ranges: tuple[tuple[int, int], ...] = ()
-    hash_algorithm: str | None = "sha256"        # stream mode: hash of the input, or None
+    hash_algorithm: str | None = "blake3"        # stream mode: hash of the input ("blake3",
+                                                 # "sha256"), or None
 
 
 @dataclass
@@ -47,7 +48,8 @@ class MinimizeReport:
     modules: list[ModuleInfo] = field(default_factory=list)
     kept: list[tuple[int, int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    sha256: str | None = None
+    hash_algorithm: str | None = None           # what ``digest`` is (stream mode only)
+    digest: str | None = None                   # hex digest of the whole input
 
     def crash_site(self) -> tuple[str | None, int]:
         """(module path, pc offset from the module's start) of the crash thread."""

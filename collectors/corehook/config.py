@@ -49,7 +49,7 @@ class HookConfig:
     # SHA-256 of the whole incoming core in the provenance note of a minimized core. Off by
     # default: hashing reads every byte into user space (~1.8 GiB/s, one core), while without
     # it the dropped bytes are spliced away in the kernel at pipe speed, and the crashed
-    # process is reaped only when its core is drained. The note then says "sha256": null.
+    # process is reaped only when its core is drained. The note then says "digest": null.
     hash_core: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import blake3
 import json
 import subprocess
 import sys
@@ -190,8 +190,8 @@ def test_provenance_note_readelf_and_parser(core: Path, tmp_path: Path, mode: st
     assert prov["tool"] == "coripper" and prov["mode"] == mode
     assert prov["source"]["size"] == core.stat().st_size
     if mode == "stream":
-        assert prov["source"]["hash"] == "sha256"
-        assert prov["source"]["sha256"] == hashlib.sha256(core.read_bytes()).hexdigest()
+        assert prov["source"]["hash"] == "blake3"
+        assert prov["source"]["digest"] == blake3.blake3(core.read_bytes()).hexdigest()
     # the kept ranges it lists are exactly the output's PT_LOADs, as readelf lists them
     segs = subprocess.run(["readelf", "-lW", str(out)], capture_output=True, text=True,
                           env=ENV).stdout

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
 import sys
 import threading
 
+import blake3
 import pytest
 
 from coripper.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
@@ -71,9 +73,10 @@ def test_file_and_pipe_modes_byte_identical(cores, kind: str) -> None:
     assert a == b
     assert prov_file["mode"] == "file" and prov_pipe["mode"] == "stream"
     assert prov_file["kept"] == prov_pipe["kept"]
-    assert prov_pipe["source"]["sha256"] == pipe_report.sha256
-    import hashlib
-    assert pipe_report.sha256 == hashlib.sha256(core.read_bytes()).hexdigest()
+    assert prov_pipe["source"]["hash"] == pipe_report.hash_algorithm == "blake3"
+    assert prov_pipe["source"]["digest"] == pipe_report.digest
+    assert pipe_report.digest == blake3.blake3(core.read_bytes()).hexdigest()
+    assert prov_file["source"]["hash"] is None and file_report.digest is None
     assert file_report.kept == pipe_report.kept
     assert file_report.bytes_in == pipe_report.bytes_in == core.stat().st_size
 
@@ -157,18 +160,17 @@ def test_hash_none_splices_the_gaps_and_writes_the_same_core(cores, peek: bool) 
     hashed, rep_hash, read_hash = _minimize_from_cat(crash.core, None, peek)
     plain, rep_none, read_none = _minimize_from_cat(
         crash.core, MinimizeOptions(hash_algorithm=None), peek)
-    import hashlib
-    assert rep_hash.sha256 == hashlib.sha256(crash.core.read_bytes()).hexdigest()
-    assert rep_none.sha256 is None
+    assert rep_hash.digest == blake3.blake3(crash.core.read_bytes()).hexdigest()
+    assert rep_none.digest is None and rep_none.hash_algorithm is None
     assert rep_none.bytes_in == rep_hash.bytes_in == size
     assert not rep_none.truncated and rep_none.kept == rep_hash.kept
     a, prov_ref = _without_provenance(ref.getvalue())
     b, prov_none = _without_provenance(plain)
     c, prov_hash = _without_provenance(hashed)
     assert a == b == c
-    assert prov_none["source"]["hash"] is None and prov_none["source"]["sha256"] is None
-    assert prov_hash["source"]["hash"] == "sha256"
-    assert prov_hash["source"]["sha256"] == rep_hash.sha256
+    assert prov_none["source"]["hash"] is None and prov_none["source"]["digest"] is None
+    assert prov_hash["source"]["hash"] == "blake3"
+    assert prov_hash["source"]["digest"] == rep_hash.digest
     # hashing reads every byte; without it only about what is kept is read (the rest spliced)
     assert read_hash >= size - (1 << 16)
     assert read_none < 4 * len(plain) + (2 << 20) and read_none * 8 < size
@@ -188,12 +190,12 @@ def test_hash_none_regular_file_stdin_seeks_over_the_gaps(cores) -> None:
             report = minimize_stream(src, out, MinimizeOptions(hash_algorithm=None))
             read = _thread_rchar() - before
             assert src.tell() == size           # "drained": at EOF
-        assert report.bytes_in == size and not report.truncated and report.sha256 is None
+        assert report.bytes_in == size and not report.truncated and report.digest is None
         assert _without_provenance(out.getvalue())[0] == _without_provenance(ref.getvalue())[0]
         assert read * 8 < size
 
 
-@pytest.mark.parametrize("algorithm", [None, "sha256"])
+@pytest.mark.parametrize("algorithm", [None, "sha256", "blake3"])
 def test_truncated_pipe_with_and_without_hash(
         cores, algorithm: str | None) -> None:  # type: ignore[no-untyped-def]
     core = cores.standard("threads").core
@@ -211,9 +213,11 @@ def test_truncated_pipe_with_and_without_hash(
         report = minimize_stream(src, io.BytesIO(), MinimizeOptions(hash_algorithm=algorithm))
     t.join()
     assert report.truncated and report.bytes_in == cut
-    if algorithm:
-        import hashlib
-        assert report.sha256 == hashlib.sha256(data[:cut]).hexdigest()
+    if algorithm == "sha256":
+        assert report.digest == hashlib.sha256(data[:cut]).hexdigest()
+    if algorithm == "blake3":
+        assert report.digest == blake3.blake3(data[:cut]).hexdigest()
+    assert report.hash_algorithm == algorithm
 
 
 def test_hash_none_drains_after_a_format_error_and_bad_algorithm() -> None:
@@ -247,15 +251,19 @@ def test_input_pipe_is_enlarged() -> None:
 
 def test_cli_hash_option(cores, tmp_path) -> None:  # type: ignore[no-untyped-def]
     core = cores.standard("threads").core
-    for choice, expect in (("none", None), ("sha256", "sha256")):
+    data = core.read_bytes()
+    digests = {"sha256": hashlib.sha256(data).hexdigest(), "blake3": blake3.blake3(data).hexdigest()}
+    for choice, expect in (("none", None), ("sha256", "sha256"), ("blake3", "blake3"),
+                           (None, "blake3")):
         out = tmp_path / f"out-{choice}"
+        option = ["--hash", choice] if choice else []
         with open(core, "rb") as src:
-            proc = subprocess.run([sys.executable, "-m", "coripper.cli", "--hash", choice,
+            proc = subprocess.run([sys.executable, "-m", "coripper.cli", *option,
                                    "-", "-o", str(out)], stdin=src, capture_output=True)
         assert proc.returncode == 0, proc.stderr
         _, prov = _without_provenance(out.read_bytes())
         assert prov["source"]["hash"] == expect
-        assert (prov["source"]["sha256"] is None) == (expect is None)
+        assert prov["source"]["digest"] == (digests[expect] if expect else None)
     bad = subprocess.run([sys.executable, "-m", "coripper.cli", "--hash", "md5", "-"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert bad.returncode == 2 and "md5" in bad.stderr and "Traceback" not in bad.stderr
