@@ -22,14 +22,11 @@ Usage: bench/coripper_pipe_kernel.py [-n RUNS] [-m MIB] [-t THREADS]
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,27 +34,14 @@ sys.path[:0] = [str(REPO)]
 sys.path.append(str(REPO / "tests"))
 from conftest import PROGRAMS_SRC, core_pattern  # noqa: E402
 
+from _victim import crash_sleeping_victim  # noqa: E402
+
 
 def write_script(path: Path, body: str) -> Path:
     """An executable ``/bin/sh`` script (the kernel execs pipe helpers without a shell)."""
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
     return path
-
-
-def crash_once(exe: Path, mib: int, threads: int, cwd: Path) -> float:
-    """Seconds from SIGSEGV to the parent's wait() returning (the core fully consumed)."""
-    proc = subprocess.Popen([str(exe), "sleep", "-m", str(mib), "-t", str(threads)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (-1, -1)))
-    assert proc.stdout is not None
-    assert b"ready" in proc.stdout.readline()
-    t0 = time.perf_counter()
-    proc.send_signal(signal.SIGSEGV)
-    proc.wait()
-    took = time.perf_counter() - t0
-    assert proc.returncode == -signal.SIGSEGV
-    return took
 
 
 def main() -> int:
@@ -87,7 +71,7 @@ def main() -> int:
         for _ in range(opts.runs):
             for name, pattern in cases.items():
                 with core_pattern(pattern, pipe_limit=16):
-                    times[name].append(crash_once(exe, opts.mib, opts.threads, base))
+                    times[name].append(crash_sleeping_victim(exe, opts.mib, opts.threads, base)[1])
                 if out.exists():
                     outs[name] = out.stat().st_size
                     out.unlink()

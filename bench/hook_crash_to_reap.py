@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +28,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import core_pattern  # noqa: E402
+from _victim import crash_sleeping_victim  # noqa: E402
 
 from collectors.corehook import install  # noqa: E402
 
@@ -43,15 +42,7 @@ def build_crasher(out: Path) -> Path:
 
 def one_crash(exe: Path, mib: int, threads: int, spool: Path | None) -> tuple[float, float | None]:
     before = set(os.listdir(spool)) if spool else set()
-    proc = subprocess.Popen([str(exe), "sleep", "-m", str(mib), "-t", str(threads)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (-1, -1)))
-    assert proc.stdout is not None
-    assert b"ready" in proc.stdout.readline()
-    t0 = time.perf_counter()
-    proc.send_signal(signal.SIGSEGV)
-    proc.wait()
-    reaped = time.perf_counter() - t0
+    t0, reaped = crash_sleeping_victim(exe, mib, threads)
     committed = None
     if spool is not None:
         deadline = time.monotonic() + 120
