@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from coripper import elfcore
 from coripper.coremem import open_core_memory
 from coripper.errors import CoreFormatError, UnsupportedCoreError, UnwindError
-from coripper.inline import CallTarget, inline_names, tail_call_chain
+from coripper.inline import CallTarget, function_name, inline_names, tail_call_chain
 from coripper.modules import VDSO_PATH, Module, ModuleMap, map_modules
 from coripper.symbols import demangle
 from coripper.unwind import ARCHES, unwind_thread
@@ -334,9 +334,10 @@ def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> C
                 for tm, site in tail_call_chain(m, fr.pc, prev.module, prev.lookup_pc, resolve):
                     # gdb names a tail-call frame after the innermost function at site - 1,
                     # an inlined one included, and gives it no inline frames of its own.
+                    # Its DWARF name, as gdb's (a GCC clone's ELF symbol has a suffix).
                     inner = inline_names(tm, site - 1)
-                    found.append(("tail_call", tm, site,
-                                  inner[0] if inner else symbol_at(tm, site - 1)))
+                    found.append(("tail_call", tm, site, inner[0] if inner else
+                                  function_name(tm, site - 1) or symbol_at(tm, site - 1)))
             for name in inline_names(m, fr.lookup_pc):
                 found.append(("inline", m, fr.pc, name))
             if found:
@@ -388,7 +389,10 @@ class _Resolver:
             table: dict[str, int] = {}
             for addr, aliases in m.tables.symbols.aliases.items():
                 for n in aliases:
-                    table.setdefault(normalize_name(n) or n, addr)
+                    # a PLT stub ("sem_wait@plt") is not the function: gdb's lookup by name
+                    # finds the definition in the library
+                    if not n.endswith("@plt"):
+                        table.setdefault(normalize_name(n) or n, addr)
             self._by_name[key] = table
         return self._by_name[key]
 

@@ -239,6 +239,13 @@ class DwarfIndex:
                 out.append(self.name_of(die) or "??")
         return tuple(out)
 
+    def function_name(self, pc: int) -> str | None:
+        """Name of the (non-inlined) function holding link-time ``pc``, as :meth:`name_of`
+        gives it (gdb's name for a frame without inline frames: ``do_futex_wait``, where the
+        ELF symbol of GCC's clone is ``do_futex_wait.constprop.0``)."""
+        path = self._path(pc)
+        return self.name_of(path[0]) if path else None
+
     def function_entry(self, pc: int) -> int | None:
         """Entry address of the (non-inlined) function holding ``pc``: its ``DW_AT_entry_pc``,
         else the start of its first range (gdb's ``BLOCK_ENTRY_PC``)."""
@@ -474,6 +481,15 @@ def inline_names(module: Module | None, pc: int) -> tuple[str, ...]:
         return ()
     index = index_for(module)
     return index.inline_chain(pc - module.bias) if index is not None else ()
+
+
+def function_name(module: Module | None, pc: int) -> str | None:
+    """DWARF name of the function holding runtime address ``pc`` of ``module`` (None without
+    DWARF)."""
+    if module is None:
+        return None
+    index = index_for(module)
+    return index.function_name(pc - module.bias) if index is not None else None
 
 
 # --- gdb's tail-call chain (dwarf2/frame-tailcall.c, call_site_find_chain) ----------------------

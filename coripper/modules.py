@@ -1,5 +1,7 @@
-"""The ELF modules of a core: ``NT_FILE`` mappings grouped per file, load bias and build-id,
-the file on disk (under ``rootdir``), its separate debug file, and their CFI/symbol tables.
+"""The ELF modules of a core: ``NT_FILE`` mappings grouped per loaded copy of a file (mappings
+of a file read as data are not modules), load bias and build-id, the file on disk (under
+``rootdir``), its separate debug file (by build-id, else ``.gnu_debuglink``), and their
+CFI/symbol tables (with the ``name@plt`` symbols BFD synthesises for PLT stubs).
 
 The build-id comes from the module's first page in the core when the core has it (the kernel
 dumps it by default, coredump_filter bit 4), else from the file. A file on disk whose build-id
@@ -10,10 +12,8 @@ the module ``mismatch``. Tables are cached per build-id for the life of the proc
 from __future__ import annotations
 
 import bisect
-import errno
 import io
 import os
-import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, BinaryIO
 from coripper import elfcore
 from coripper.cfi import CfiError, CfiTable, Row
 from coripper.coremem import CoreMemory, FileBacking
-from coripper.symbols import SYM, STB_LOCAL, Symbol, SymbolTable, parse_symbols
+from coripper.debugfiles import find_debug_file, under_root
+from coripper.plt import plt_symbols
+from coripper.regularfile import open_regular
+from coripper.symbols import Symbol, SymbolTable, parse_symbols
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
@@ -117,38 +120,6 @@ def _symbols(elf: ELFFile) -> list[Symbol]:
     return []
 
 
-_AARCH64_PLT0, _AARCH64_PLT_ENTRY = 32, 16
-_RELA = struct.Struct("<QQq")           # Elf64_Rela: r_offset, r_info, r_addend
-
-
-def _aarch64_plt_symbols(elf: ELFFile) -> list[Symbol]:
-    """``name@plt`` for each aarch64 PLT stub, as gdb (BFD's synthetic symbols) names them:
-    a 32-byte PLT0, then one 16-byte stub per ``.rela.plt`` entry, in order. ld emits no CFI
-    for ``.plt`` there, so a thread stopped in a stub is unwound through lr (coripper/unwind.py)."""
-    if elf["e_machine"] != "EM_AARCH64":
-        return []
-    plt, rela = elf.get_section_by_name(".plt"), elf.get_section_by_name(".rela.plt")
-    dynsym = elf.get_section_by_name(".dynsym")
-    if plt is None or rela is None or dynsym is None or plt["sh_type"] == "SHT_NOBITS":
-        return []
-    strtab = elf.get_section(dynsym["sh_link"]).data()
-    symtab = dynsym.data()
-    raw = rela.data()
-    out = []
-    for i, (_off, info, _addend) in enumerate(_RELA.iter_unpack(raw[:len(raw) // 24 * 24])):
-        index = info >> 32
-        if not index or (index + 1) * SYM.size > len(symtab):
-            continue        # IRELATIVE (ifunc) stubs have no symbol
-        name_off = SYM.unpack_from(symtab, index * SYM.size)[0]
-        end = strtab.find(b"\0", name_off)
-        if end <= name_off:
-            continue
-        name = strtab[name_off:end].decode("utf-8", "replace")
-        out.append(Symbol(f"{name}@plt", plt["sh_addr"] + _AARCH64_PLT0 + _AARCH64_PLT_ENTRY * i,
-                          _AARCH64_PLT_ENTRY, STB_LOCAL))
-    return out
-
-
 def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> ModuleTables:
     """Read CFI and symbols of an ELF object and of its separate debug file (either may be None).
 
@@ -161,6 +132,7 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
     tables = ModuleTables()
     syms: list[Symbol] = []
     plt_syms: list[Symbol] = []
+    sections: list[tuple[int, int]] = []
     for s, is_debug in ((debug_stream, True), (stream, False)):
         if s is None:
             continue
@@ -179,30 +151,16 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
                 tables.cfi.append(CfiTable.from_debug_frame(dbg[0]))
             if not syms:
                 syms = _symbols(elf)
+            if not sections:
+                sections = [(sec["sh_addr"], sec["sh_addr"] + sec["sh_size"])
+                            for sec in elf.iter_sections()
+                            if sec["sh_flags"] & 4 and sec["sh_addr"] and sec["sh_size"]]
             if not is_debug:
-                plt_syms += _aarch64_plt_symbols(elf)
+                plt_syms += plt_symbols(elf)
         except (ELFError, CfiError, OSError, ValueError, KeyError, AssertionError, struct.error):
             continue
-    tables.symbols = SymbolTable(syms + plt_syms)
+    tables.symbols = SymbolTable(syms + plt_syms, sections)
     return tables
-
-
-def open_regular(path: str) -> BinaryIO:
-    """Open ``path`` for reading only if it is a regular file.
-
-    Paths come from the core (NT_FILE) and may lie under a container's root: a FIFO or a
-    device planted there must not block us or trigger a driver, so the open does not wait
-    (O_NONBLOCK) and anything that is not a regular file is refused after ``fstat``.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _file_build_id(path: str) -> str | None:
@@ -221,18 +179,6 @@ def _file_build_id(path: str) -> str | None:
     except Exception:  # noqa: BLE001 - an unreadable or garbage file has no known build-id
         return None
     return None
-
-
-def _under_root(rootdir: str, path: str) -> str:
-    return os.path.join(rootdir, path.lstrip("/")) if rootdir not in ("", "/") else path
-
-
-def debug_file_for(build_id: str | None, rootdir: str) -> str | None:
-    """The separate debug file of ``build_id`` under ``rootdir``'s /usr/lib/debug/.build-id."""
-    if not build_id or len(build_id) < 3:
-        return None
-    cand = _under_root(rootdir, f"/usr/lib/debug/.build-id/{build_id[:2]}/{build_id[2:]}.debug")
-    return cand if os.path.isfile(cand) else None
 
 
 def _tables_for(key: object, disk_path: str | None, debug_path: str | None,
@@ -275,55 +221,41 @@ def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory, rootdir: str = "/"
     modules: list[Module] = []
     backings: list[FileBacking] = []
     for path, maps in by_path.items():
-        base = min((m for m in maps if m.file_offset == 0), key=lambda m: m.start, default=None)
-        if base is None:
-            continue
-        disk: str | None = _under_root(rootdir, path)
+        disk: str | None = under_root(rootdir, path)
         if executable and notes.executable == path and not os.path.isfile(disk or ""):
             disk = executable
         if disk is not None and not os.path.isfile(disk):
             disk = None
-        head = memory.read(base.start, page)
-        if head is None or head[:4] != b"\x7fELF":
-            head = None
-            if disk is not None:
-                try:
-                    with open_regular(disk) as f:
-                        head = f.read(page)
-                except OSError:
-                    head = None
-        if head is None or head[:4] != b"\x7fELF":
-            continue
-        try:
-            mh = elfcore.parse_module_header(head)
-        except Exception:  # noqa: BLE001 - a garbage header is simply not a module
-            mh = None
-        if mh is None:
-            continue
         file_bid = _file_build_id(disk) if disk is not None else None
-        build_id = mh.build_id or file_bid
-        if disk is None:
-            status = "missing"
-        elif build_id and file_bid and build_id != file_bid:
-            status = "mismatch"
-        elif not build_id:
-            status = "no-build-id"
-        else:
-            status = "ok"
-        bias = base.start - (mh.min_vaddr & ~(page - 1))
-        debug = debug_file_for(build_id, rootdir) if status in ("ok", "missing") else None
-        usable_disk = disk if status in ("ok", "no-build-id") else None
-        key: object = build_id if build_id else ("path", usable_disk)
-        if usable_disk is None and debug is None:
-            tables = ModuleTables()
-        else:
-            if usable_disk is None:
-                key = ("debug-only", build_id)
-            tables = _tables_for(key, usable_disk, debug)
-        modules.append(Module(path, min(m.start for m in maps), max(m.end for m in maps), bias,
-                              build_id, disk, debug, status, tables))
-        if usable_disk is not None:
-            backings += [FileBacking(m.start, m.end, m.file_offset, usable_disk) for m in maps]
+        instances = _loaded_instances(maps, memory, disk, page)
+        any_usable = False
+        for base, mine, mh in instances:
+            build_id = mh.build_id or file_bid
+            if disk is None:
+                status = "missing"
+            elif build_id and file_bid and build_id != file_bid:
+                status = "mismatch"
+            elif not build_id:
+                status = "no-build-id"
+            else:
+                status = "ok"
+            bias = base.start - (mh.min_vaddr & ~(page - 1))
+            usable_disk = disk if status in ("ok", "no-build-id") else None
+            debug = find_debug_file(build_id, usable_disk, path, rootdir) \
+                if status in ("ok", "missing", "no-build-id") else None
+            key: object = (build_id, debug) if build_id else ("path", usable_disk, debug)
+            if usable_disk is None and debug is None:
+                tables = ModuleTables()
+            else:
+                if usable_disk is None:
+                    key = ("debug-only", build_id)
+                tables = _tables_for(key, usable_disk, debug)
+            modules.append(Module(path, min(m.start for m in mine), max(m.end for m in mine),
+                                  bias, build_id, disk, debug, status, tables))
+            any_usable = any_usable or usable_disk is not None
+        if any_usable and disk is not None:
+            # every mapping of the file (a loaded copy or an mmap of it) reads as the file
+            backings += [FileBacking(m.start, m.end, m.file_offset, disk) for m in maps]
     if executable and not any(m.path == notes.executable for m in modules) and not notes.mappings:
         exe = _executable_from_auxv(notes, memory, executable, rootdir, page)
         if exe is not None:
@@ -338,6 +270,69 @@ def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory, rootdir: str = "/"
         modules.append(vdso)
     memory.set_file_backings(backings)
     return ModuleMap(modules)
+
+
+def _module_head(base: elfcore.FileMapping, memory: CoreMemory, disk: str | None,
+                 page: int) -> elfcore.ModuleHeader | None:
+    """The ELF header page of a mapping at file offset 0: from the core, else from the file."""
+    head = memory.read(base.start, page)
+    if (head is None or head[:4] != b"\x7fELF") and disk is not None:
+        try:
+            with open_regular(disk) as f:
+                head = f.read(page)
+        except OSError:
+            head = None
+    if head is None or head[:4] != b"\x7fELF":
+        return None
+    try:
+        return elfcore.parse_module_header(head)
+    except Exception:  # noqa: BLE001 - a garbage header is simply not a module
+        return None
+
+
+def _loaded_instances(maps: list[elfcore.FileMapping], memory: CoreMemory, disk: str | None,
+                      page: int) -> list[tuple[elfcore.FileMapping, list[elfcore.FileMapping],
+                                             elfcore.ModuleHeader]]:
+    """The copies of one file that the dynamic loader mapped, each as (first mapping, its
+    mappings, header).
+
+    A file may also be mapped as data (gdb and elfutils mmap the libraries they read, a process
+    may mmap its own executable): such a mapping at file offset 0 starts with an ELF header
+    too. A loaded copy maps every ``PT_LOAD`` with file contents at ``bias + p_vaddr`` from
+    ``p_offset``; a data mapping does not. The copies whose every such segment is mapped are
+    the modules (several with ``dlmopen``); when none is complete, the one with most segments
+    mapped (ties: the lowest), as a damaged or partial ``NT_FILE`` may leave.
+    """
+    scored = []
+    for base in sorted((m for m in maps if m.file_offset == 0), key=lambda m: m.start):
+        mh = _module_head(base, memory, disk, page)
+        if mh is None:
+            continue
+        bias = base.start - (mh.min_vaddr & ~(page - 1))
+        loads = [p for p in mh.phdrs if p.p_type == elfcore.PT_LOAD and p.p_filesz]
+        segs = [((bias + p.p_vaddr) & ~(page - 1),
+                 (bias + p.p_vaddr + p.p_memsz + page - 1) & ~(page - 1),
+                 p.p_offset & ~(page - 1)) for p in loads]
+        span_end = max((hi for _lo, hi, _off in segs), default=base.end)
+        mine: list[elfcore.FileMapping] = []
+        mapped: set[int] = set()
+        for m in maps:
+            if m.start < base.start or m.end > span_end:
+                continue
+            # the kernel may split a segment's mapping (RELRO) or merge adjacent ones
+            hits = [i for i, (lo, hi, off) in enumerate(segs)
+                    if m.start < hi and lo < m.end and m.file_offset + (lo - m.start) == off]
+            if hits:
+                mine.append(m)
+                mapped.update(i for i in hits if m.start <= segs[i][0] < m.end)
+        if base not in mine:
+            mine.append(base)
+        scored.append((len(mapped) == len(loads) and bool(loads), len(mapped), base, mine, mh))
+    complete = [(b, mine, mh) for full, _n, b, mine, mh in scored if full]
+    if complete or not scored:
+        return complete
+    best = max(scored, key=lambda x: (x[1], -x[2].start))
+    return [(best[2], best[3], best[4])]
 
 
 def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executable: str,
@@ -374,8 +369,9 @@ def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executab
     build_id = core_bid or file_bid
     if core_bid and file_bid and core_bid != file_bid:
         return Module(executable, start, end, bias, build_id, executable, None, "mismatch")
-    debug = debug_file_for(build_id, rootdir)
-    tables = _tables_for(build_id or ("path", executable), executable, debug)
+    debug = find_debug_file(build_id, executable, executable, "/")   # a host path
+    tables = _tables_for((build_id, debug) if build_id else ("path", executable, debug),
+                         executable, debug)
     return Module(executable, start, end, bias, build_id, executable, debug,
                   "ok" if build_id else "no-build-id", tables)
 
@@ -443,7 +439,7 @@ def _modules_from_link_map(memory: CoreMemory, exe: Module, rootdir: str, page: 
     if exe.disk_path is None or exe.status == "mismatch":
         return out
     for name, l_addr in _link_map_entries(memory, exe):
-        disk = _under_root(rootdir, name)
+        disk = under_root(rootdir, name)
         if not os.path.isfile(disk):
             continue
         try:
@@ -469,8 +465,8 @@ def _modules_from_link_map(memory: CoreMemory, exe: Module, rootdir: str, page: 
         if core_bid and file_bid and core_bid != file_bid:
             out.append((Module(name, start, end, l_addr, build_id, disk, None, "mismatch"), []))
             continue
-        debug = debug_file_for(build_id, rootdir)
-        tables = _tables_for(build_id or ("path", disk), disk, debug)
+        debug = find_debug_file(build_id, disk, name, rootdir)
+        tables = _tables_for((build_id, debug) if build_id else ("path", disk, debug), disk, debug)
         # read-only segments only: writable data in the file is not what the process held
         backings = [FileBacking(l_addr + (p.p_vaddr & ~(page - 1)),
                                 l_addr + p.p_vaddr + p.p_filesz, p.p_offset & ~(page - 1), disk)

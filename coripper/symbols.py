@@ -50,7 +50,12 @@ def parse_symbols(symtab: bytes, strtab: bytes) -> list[Symbol]:
 class SymbolTable:
     """Function symbols sorted by address, with aliases at one address ranked like elfutils."""
 
-    def __init__(self, symbols: Iterable[Symbol]) -> None:
+    def __init__(self, symbols: Iterable[Symbol],
+                 sections: Iterable[tuple[int, int]] = ()) -> None:
+        # [start, end) of the object's code sections: a zero-size symbol covers addresses
+        # of its own section only (gdb's minimal-symbol lookup matches sections too)
+        self._sections = sorted(sections)
+        self._section_starts = [lo for lo, _hi in self._sections]
         best: dict[int, Symbol] = {}
         self.aliases: dict[int, list[str]] = {}
         for s in symbols:
@@ -80,9 +85,17 @@ class SymbolTable:
             if s.size and addr < s.value + s.size:
                 return s
             j -= 1
-        if i >= 0 and self._syms[i].size == 0 and (i == 0 or self._max_end[i - 1] <= addr):
+        if i >= 0 and self._syms[i].size == 0 and (i == 0 or self._max_end[i - 1] <= addr) \
+                and self._same_section(self._syms[i].value, addr):
             return self._syms[i]
         return None
+
+    def _same_section(self, value: int, addr: int) -> bool:
+        """False when ``value`` lies in a known section that ends at or before ``addr``."""
+        k = bisect.bisect_right(self._section_starts, value) - 1
+        if k < 0 or value >= self._sections[k][1]:
+            return True
+        return addr < self._sections[k][1]
 
 
 def _rank(s: Symbol) -> tuple[int, int, int]:

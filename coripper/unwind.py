@@ -4,11 +4,12 @@ Start from the thread's ``NT_PRSTATUS`` registers. For each frame find the modul
 pc and its CFI row (for every frame after the first, and not after a signal frame, the lookup
 uses pc - 1: a return address may be the first byte of the next function, as gdb and libdwfl
 do). Without CFI: a signal trampoline (``__restore_rt`` / vdso sigreturn, recognised by its
-code) restores the registers saved in the ``ucontext`` on the stack; otherwise the frame
-pointer chain is followed (x86-64 ``rbp``, aarch64 ``x29``), and a pc outside every module in
-the first frame is treated as a call through a bad pointer (return address at ``sp`` / in
-``lr``). Unwinding stops at an undefined return address (the outermost frame), a zero pc,
-unreadable memory, a repeated (pc, sp), a stack pointer that moves down, or 256 frames.
+code) restores the registers saved in the ``ucontext`` on the stack; otherwise, on x86-64,
+gdb's prologue analysis (:func:`_amd64_prologue`: rbp-based after ``push %rbp; mov %rsp,%rbp``,
+else the return address on top of the stack, which also covers a call through a bad pointer);
+on aarch64 the frame pointer chain (``x29``), and for the first frame the link register.
+Unwinding stops at an undefined return address (the outermost frame), a zero pc, unreadable
+memory, a repeated (pc, sp), a stack pointer that moves down, or 256 frames.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class Frame:
 
     pc: int
     sp: int
-    method: str                      # "registers", "cfi", "signal", "frame-pointer", "bad-pc", "link-register"
+    method: str                      # "registers", "cfi", "signal", "prologue", "frame-pointer",
+    #                                  "bad-pc", "link-register"
     module: Module | None
     lookup_pc: int                   # pc, or pc - 1 for return addresses (symbol/CFI lookups)
 
@@ -230,6 +232,9 @@ def unwind_thread(arch: Arch, registers: Mapping[str, int], memory: CoreMemory,
                 if new is not None:
                     frames[-1] = Frame(pc, sp, method, module, pc)
                     method, next_exact = "signal", True
+                elif arch is X86_64:
+                    new = _amd64_prologue(regs, memory, _function_start(module, lookup))
+                    method = "bad-pc" if module is None and len(frames) == 1 else "prologue"
                 elif len(frames) == 1 and (module is None or arch.lr is not None):
                     # innermost frame without CFI: a call through a bad pointer, or (aarch64)
                     # code that has not saved lr yet, e.g. a PLT stub (ld emits no CFI for
@@ -269,4 +274,48 @@ def _bad_pc(arch: Arch, regs: dict[int, int], memory: CoreMemory) -> dict[int, i
         raise _Stop("unreadable")
     new[arch.pc] = ret
     new[arch.sp] = regs[arch.sp] + 8
+    return new
+
+
+_ENDBR64 = b"\xf3\x0f\x1e\xfa"
+_MOV_RSP_RBP = (b"\x48\x89\xe5", b"\x48\x8b\xec")
+
+
+def _function_start(module: Module | None, lookup_pc: int) -> int | None:
+    if module is None:
+        return None
+    sym = module.tables.symbols.lookup(lookup_pc - module.bias)
+    return sym.value + module.bias if sym is not None else None
+
+
+def _amd64_prologue(regs: dict[int, int], memory: CoreMemory, start: int | None) -> dict[int, int]:
+    """An x86-64 frame without CFI, unwound as gdb's prologue analyzer does
+    (amd64-tdep.c, ``amd64_analyze_prologue`` / ``amd64_frame_cache``): from the start of the
+    function (its symbol; none: a frameless frame), after an ``endbr64``, a ``push %rbp``
+    that has run saves rbp at the frame base, and a ``mov %rsp,%rbp`` after it makes rbp the
+    base; otherwise the frame is "frameless" and its return address is at the top of the
+    stack (rsp, or rsp + 8 after the push). gdb does not follow the rbp chain otherwise."""
+    pc, sp = regs[X86_64.pc], regs[X86_64.sp]
+    base = (sp - 8) & MASK64                 # frameless: return address at sp
+    rbp_saved = False
+    p = start
+    if p is not None and pc > p:
+        if p + 4 <= pc and memory.read(p, 4) == _ENDBR64:
+            p += 4
+        if pc > p and memory.read(p, 1) == b"\x55":        # push %rbp (has run)
+            rbp_saved, base = True, sp
+            if pc > p + 1 and memory.read(p + 1, 3) in _MOV_RSP_RBP:
+                rbp = regs.get(X86_64.fp)
+                if rbp is None:
+                    raise _Stop("no-unwind-info")
+                if rbp == 0:
+                    raise _Stop("outermost")        # gdb: a zero frame base ends the stack
+                base = rbp
+    ret = memory.read_u64(base + 8)
+    if ret is None:
+        raise _Stop("unreadable")
+    new = dict(regs)
+    new[X86_64.pc], new[X86_64.sp] = ret, (base + 16) & MASK64
+    if rbp_saved:
+        _load_saved(new, X86_64.fp, base, memory, X86_64.pc)
     return new

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,3 +259,15 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool: 
 def python_exe() -> str:
     """The interpreter running the tests (for subprocess CLI tests)."""
     return sys.executable
+
+
+@pytest.fixture(scope="module")
+def minimize() -> Callable[[Path, Path], Path]:
+    """Minimize a core file (coripper's file mode) into ``out``; returns ``out``."""
+    from coripper.stream import minimize_file
+
+    def run(core: Path, out: Path) -> Path:
+        with open(core, "rb") as src, open(out, "wb") as dst:
+            minimize_file(src, dst)
+        return out
+    return run

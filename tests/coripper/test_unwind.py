@@ -129,18 +129,6 @@ def assert_matches_gdb(bt: CoreBacktrace, gdb: dict[int, list]) -> int:  # type:
     return compared
 
 
-@pytest.fixture(scope="module")
-def minimize():  # type: ignore[no-untyped-def]
-    """Minimize a core with the stream minimizer (coripper.stream), into tmp files."""
-    stream = pytest.importorskip("coripper.stream")
-
-    def run(core: Path, out: Path) -> Path:
-        with open(core, "rb") as src, open(out, "wb") as dst:
-            stream.minimize_file(src, dst)
-        return out
-    return run
-
-
 KINDS = ["threads", "abort", "overflow", "static", "nopie", "throw", "fpe"]
 
 
