@@ -1,19 +1,16 @@
 """``crashkit backtrace CORE|DIR [--json] [--rootdir DIR]``: unwind a core in pure Python.
 
-DIR is a problem directory: its ``coredump`` (or ``coredump.zst``, decompressed to a temporary
-file), ``executable`` and ``rootdir`` elements are read (never written: saving the elements is
+DIR is a problem directory: its ``coredump`` (or ``coredump.zst``), ``executable`` and ``rootdir``
+elements are read (never written: saving the elements is
 the collectors' job, through :func:`coripper.backtrace.backtrace_elements`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
 
 from coripper.errors import CoreFormatError
 
@@ -24,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "backtrace", help="unwind every thread of a core (satyr core_backtrace, duphash)",
         description="Unwind every thread of an ELF core in pure Python and print the frames, or "
                     "with --json satyr's core_backtrace plus duphash and crash_function.")
-    p.add_argument("core", metavar="CORE|DIR", help="an ELF core file or a problem directory")
+    p.add_argument("core", metavar="CORE|DIR", help="an ELF core file (also zstd/xz/lz4/gzip/bzip2 "
+                                                    "compressed, as systemd-coredump stores them) "
+                                                    "or a problem directory")
     p.add_argument("--json", action="store_true",
                    help='print {"core_backtrace": ..., "duphash": ..., "crash_function": ...}')
     p.add_argument("--rootdir", help="root directory the process saw (container); default: "
@@ -46,30 +45,25 @@ def _read_element(directory: str, name: str) -> str | None:
     return text or None
 
 
-@contextlib.contextmanager
-def _core_path(directory: str) -> Iterator[str]:
+def _core_element(directory: str) -> str:
+    """Path of a problem directory's core: ``coredump``, else ``coredump.zst``."""
     plain = os.path.join(directory, "coredump")
     if os.path.isfile(plain) and os.path.getsize(plain) > 0:
-        yield plain
-        return
+        return plain
     packed = os.path.join(directory, "coredump.zst")
     if not os.path.isfile(packed):
         raise CoreFormatError(f"{directory}: no coredump or coredump.zst element")
-    import zstandard
-
-    with tempfile.NamedTemporaryFile(prefix="crashkit-core-", delete=True) as tmp:
-        try:
-            with open(packed, "rb") as src:
-                zstandard.ZstdDecompressor().copy_stream(src, tmp)
-        except zstandard.ZstdError as exc:
-            raise CoreFormatError(f"{packed}: {exc}") from None
-        tmp.flush()
-        yield tmp.name
+    from coripper.compressed import HEAD_SIZE, detect_compression
+    with open(packed, "rb") as f:
+        if detect_compression(f.read(HEAD_SIZE)) != "zstd":
+            raise CoreFormatError(f"{packed}: not zstd data (bad magic)")
+    return packed
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``crashkit backtrace``."""
     from coripper.backtrace import core_backtrace
+    from coripper.compressed import seekable_core
 
     target = args.core
     executable = args.executable
@@ -80,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
             container_rootfs = _read_element(target, "container_rootfs")
             rootdir = _read_element(target, "rootdir") or (
                 container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else None)
-        ctx: contextlib.AbstractContextManager[str] = _core_path(target)
+        path = _core_element(target)
     elif os.path.exists(target):
-        ctx = contextlib.nullcontext(target)
+        path = target
     else:
         raise OSError(2, "No such file or directory", target)
     if args.executable is not None and not os.path.isfile(args.executable):
@@ -91,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
     rootdir = rootdir or "/"
     if not os.path.isdir(rootdir):
         raise ValueError(f"rootdir {rootdir} is not a directory")
-    with ctx as core:
+    with seekable_core(path) as (core, warnings):
         bt = core_backtrace(core, rootdir=rootdir, executable=executable)
+    bt.warnings[:0] = warnings
     if args.json:
         doc = {"core_backtrace": json.loads(bt.to_json()), "duphash": bt.duphash(args.component),
                "crash_function": bt.crash_function()}

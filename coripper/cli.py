@@ -9,9 +9,10 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
+from .compressed import detect_compression, minimize_compressed, peek_head
 from .elfcore import ELFMAG
 from .errors import CoreFormatError, CoripperError
 from .stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
@@ -144,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Minimize an ELF core dump, keeping every thread's backtrace, the modules' "
                     "build-ids and what gdb/libthread_db/eu-stack need. CORE '-' reads a stream "
                     "(pipe) in one pass.")
-    p.add_argument("core", metavar="CORE", help="core file, or - for standard input")
+    p.add_argument("core", metavar="CORE", help="core file, or - for standard input; zstd, xz, "
+                                                "lz4, gzip and bzip2 cores (systemd-coredump's) "
+                                                "are decompressed on the fly")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of standard output")
     p.add_argument("--zstd", action="store_true", help="zstd-compress the output")
     p.add_argument("--info", action="store_true",
@@ -177,10 +180,16 @@ def _minimize(args: argparse.Namespace, src: BinaryIO, dst: _NamedSink | None
     opts = MinimizeOptions(keep_heap=args.keep_heap, max_stack=args.max_stack,
                            keep_ranges=tuple(args.keep),
                            hash_algorithm=None if args.hash == "none" else args.hash)
-    stream = _is_stream(args.core, src)
-    if stream:
+    fn: Callable[[BinaryIO, BinaryIO | None, MinimizeOptions], MinimizeReport]
+    kind = detect_compression(peek_head(src))
+    if kind is not None:    # systemd-coredump's .zst/.xz/.lz4 cores: decompressed as a stream
+        def fn(s: BinaryIO, d: BinaryIO | None, o: MinimizeOptions) -> MinimizeReport:
+            return minimize_compressed(s, kind, d, o)
+    elif _is_stream(args.core, src):
         _refuse_non_elf_stream(src)
-    fn = minimize_stream if stream else minimize_file
+        fn = minimize_stream
+    else:
+        fn = minimize_file
     if dst is not None and args.zstd:
         import zstandard  # lazily: the hook's import closure stays stdlib-only
         with zstandard.ZstdCompressor(level=19).stream_writer(

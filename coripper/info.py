@@ -40,11 +40,20 @@ def format_json(report: MinimizeReport) -> str:
     return json.dumps(report_to_dict(report), indent=2)
 
 
+def _ratio(bytes_in: int, bytes_out: int) -> str:
+    """``  (1/7583)`` for a real reduction; ``  (x1.01)`` when the input was minimized already."""
+    if not bytes_out:
+        return ""
+    if bytes_in >= 2 * bytes_out:
+        return f"  (1/{bytes_in // bytes_out})"
+    return f"  (x{bytes_out / max(bytes_in, 1):.2f})"
+
+
 def format_text(report: MinimizeReport) -> str:
     """A human-readable summary."""
     lines = [f"machine: {report.machine}",
              f"bytes in: {report.bytes_in}  bytes out: {report.bytes_out}"
-             + (f"  (1/{report.bytes_in // max(report.bytes_out, 1)})" if report.bytes_out else "")
+             + _ratio(report.bytes_in, report.bytes_out)
              + ("  TRUNCATED INPUT" if report.truncated else ""),
              f"threads ({len(report.threads)}, crash thread first):"]
     for t in report.threads:

@@ -35,6 +35,9 @@ def find_provenance(note_data: bytes) -> dict[str, Any] | None:
     """The decoded provenance JSON among the notes in ``note_data``, if present."""
     for note in iter_notes(note_data):
         if note.name == NOTE_NAME and note.n_type == NT_CRASHKIT_PROVENANCE:
-            value = json.loads(note.desc)
+            try:
+                value = json.loads(note.desc)
+            except ValueError:          # a damaged or forged note: not ours to trust
+                return None
             return value if isinstance(value, dict) else None
     return None

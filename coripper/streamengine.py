@@ -21,7 +21,7 @@ from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR, DT_DEBUG, EHD
 from .errors import CoreFormatError
 from .layout import Plan, Want, merge_ranges, page_down, page_up, plan_keep
 from .linkmap import LinkEntry, build_link_map, build_r_debug
-from .provenance import build_provenance
+from .provenance import build_provenance, find_provenance
 from .streamin import Source, StreamSource
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
 from .writer import CoreWriter
@@ -53,6 +53,8 @@ class Engine:
         self.mode = mode
         self.warnings: list[str] = []
         self.truncated = False
+        self.late_notes: list[ProgramHeader] = []   # PT_NOTEs after the memory, read after it
+        self.previous_source: Any = None            # the source of a core we minimized before
         self.wants: list[Want] = []
         self.ranges: list[tuple[int, int]] = []
         self.watches: list[_Watch] = []
@@ -97,7 +99,18 @@ class Engine:
         notes_raw: list[bytes] = []
         all_notes: list[Note] = []
         budget = MAX_NOTES
-        for ph in sorted((p for p in phdrs if p.p_type == PT_NOTE), key=lambda p: p.p_offset):
+        # Notes after the first memory data (our own provenance note, last in a core we
+        # minimized) are read when the stream gets there, after the memory; only when no note
+        # comes before the memory (gdb's gcore) are they read first, here.
+        note_phdrs = sorted((p for p in phdrs if p.p_type == PT_NOTE), key=lambda p: p.p_offset)
+        data_start = min((p.p_offset for p in phdrs if p.p_type == PT_LOAD and p.p_filesz),
+                         default=None)
+        early = [p for p in note_phdrs if data_start is None or p.p_offset < data_start]
+        if early:
+            self.late_notes = [p for p in note_phdrs if p not in early]
+            note_phdrs = early
+        for ph in note_phdrs:
+            self.src.rewind(ph.p_offset)    # a file can go back (table after the notes)
             if ph.p_offset < self.src.pos:
                 self.warnings.append(f"PT_NOTE at {ph.p_offset:#x} overlaps earlier data; skipped")
                 continue
@@ -119,7 +132,10 @@ class Engine:
             all_notes += notes
         core = parse_core_notes(all_notes, hdr.e_machine)
         self.warnings += core.warnings
-        self.src.rewind(hdr.e_phoff + len(table))
+        # gdb's gcore (notes after the memory) and cores with the table last (ours when the
+        # writer's reserve overflows, and earlier versions'): a file goes back to the first data
+        self.src.rewind(min([hdr.e_phoff + len(table)]
+                            + [p.p_offset for p in phdrs if p.p_type == PT_LOAD and p.p_filesz]))
         return hdr, phdrs, core, notes_raw
 
     def add_want(self, start: int, end: int, reason: str) -> None:
@@ -159,7 +175,12 @@ class Engine:
                                        lambda data: self._on_exe_phdrs(at_phdr, data)))
 
         sink = self.sink
-        self.writer = writer = CoreWriter(sink, hdr.e_ident, hdr.e_machine, hdr.e_flags, self.page)
+        # Room for the phdr table in front: the notes, the provenance note, one load per kept
+        # range, plus what watched pages add later (a module's PT_DYNAMIC and data, the
+        # synthesized link_map); should it not suffice, the writer puts the table last.
+        reserve = len(notes_raw) + 1 + len(self.ranges) + len(plan.modules) + 8
+        self.writer = writer = CoreWriter(sink, hdr.e_ident, hdr.e_machine, hdr.e_flags, self.page,
+                                          reserve)
         for raw in notes_raw:
             writer.add_note(raw, "notes")
         for seg in sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz > 0),
@@ -167,6 +188,7 @@ class Engine:
             if self.src.eof:
                 break
             self._copy_segment(seg)
+        self._read_late_notes()
         self.src.drain()
         for watch in self.watches:    # partial data (input ended inside a watched range)
             if not watch.fired and watch.data:
@@ -177,6 +199,22 @@ class Engine:
                                  f"last segment ({self._expected_end(phdrs)})")
         self._synthesize()
         return self._finish(hdr, core, plan)
+
+    def _read_late_notes(self) -> None:
+        """Notes after the memory: a previous coripper run's provenance note is remembered (its
+        ``source`` goes into ours); any other is reported and not copied."""
+        for ph in self.late_notes:
+            self.src.rewind(ph.p_offset)
+            if ph.p_offset < self.src.pos or self.src.eof:
+                self.warnings.append(f"PT_NOTE at {ph.p_offset:#x} overlaps earlier data; skipped")
+                continue
+            data = self.src.read(ph.p_offset, min(ph.p_filesz, MAX_NOTES))
+            previous = find_provenance(data)
+            if isinstance(previous, dict) and self.previous_source is None:
+                self.previous_source = previous.get("source")
+            elif previous is None:
+                self.warnings.append(f"PT_NOTE at {ph.p_offset:#x} lies after the memory; "
+                                     "not copied")
 
     @staticmethod
     def _expected_end(phdrs: list[ProgramHeader]) -> int:
@@ -326,6 +364,8 @@ class Engine:
         info = {
             "tool": "coripper", "version": __version__, "mode": self.mode,
             "source": {"size": self.src.total(), "hash": algorithm, "digest": digest,
+                       "compression": self.opts.source_compression,
+                       "minimized_from": self.previous_source,
                        "machine": core.machine},
             "options": {"keep_heap": self.opts.keep_heap, "max_stack": self.opts.max_stack,
                         "keep_ranges": [[hex(a), hex(b)] for a, b in self.opts.keep_ranges]},

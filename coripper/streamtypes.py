@@ -18,6 +18,8 @@ class MinimizeOptions:
     keep_ranges: tuple[tuple[int, int], ...] = ()
     hash_algorithm: str | None = "blake3"        # stream mode: hash of the input ("blake3",
                                                  # "sha256"), or None
+    source_compression: str | None = None        # set by coripper.compressed: what the input
+                                                 # was decompressed from (provenance only)
 
 
 @dataclass

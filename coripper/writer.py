@@ -1,10 +1,17 @@
-"""ELF core writer over a seekable sink: placeholder header, data, then phdrs, header patched last.
+"""ELF core writer over a seekable sink: placeholder header and phdr table, data, then the
+table and header patched last.
 
 Output layout (offsets relative to where the sink stood when we started)::
 
-    Elf64_Ehdr (patched at the end) | PT_NOTE data (original notes, verbatim)
+    Elf64_Ehdr (patched at the end) | Elf64_Phdr table (PT_NOTEs first, then PT_LOADs sorted by
+    vaddr; patched at the end into room reserved here) | PT_NOTE data (original notes, verbatim)
     | PT_LOAD data, each at an offset congruent to its vaddr modulo the page size
-    | Elf64_Phdr table (PT_NOTEs first, then PT_LOADs sorted by vaddr) | our PT_NOTE (provenance)
+    | our PT_NOTE (provenance)
+
+The table comes first, as in the kernel's cores, so that a minimized core can itself be read as
+a stream (``zstdcat small.core.zst | coripper --info -``). How many segments the output has is
+known only at the end: the engine reserves room for a bound; should more be needed, the table
+goes after the data instead (still valid ELF; file mode reads it, a stream keeps only notes).
 
 Every segment has ``p_memsz == p_filesz``; overlapping loads are clipped so the table is sorted
 and non-overlapping (``readelf``/``eu-readelf`` clean).
@@ -40,7 +47,7 @@ class CoreWriter:
     """Writes an ELF core to ``sink`` (must be seekable); call :meth:`finish` once at the end."""
 
     def __init__(self, sink: BinaryIO, e_ident: bytes, e_machine: int, e_flags: int,
-                 page: int) -> None:
+                 page: int, reserve_phdrs: int = 0) -> None:
         self.sink = sink
         self.base = sink.tell()
         self.e_ident = e_ident
@@ -50,7 +57,9 @@ class CoreWriter:
         self.pos = 0
         self.segments: list[OutSegment] = []
         self._open: OutSegment | None = None
+        self.reserved = max(0, min(reserve_phdrs, MAX_OUT_SEGMENTS))
         self._raw(bytes(EHDR_SIZE))
+        self._pad_to(EHDR_SIZE + self.reserved * PHDR_SIZE)
 
     def _raw(self, data: bytes | memoryview) -> None:
         self.sink.write(data)
@@ -125,12 +134,18 @@ class CoreWriter:
         The provenance note goes last so that its size (which differs between file and stream
         mode) moves nothing else. Returns the output size in bytes.
         """
-        self._pad_to((self.pos + 7) & ~7)
-        phoff = self.pos
         notes = [s for s in self.segments if s.p_type == PT_NOTE]
         loads = self.normalized_loads()[:MAX_OUT_SEGMENTS - len(notes) - 1]
         count = len(notes) + len(loads) + (1 if last_note else 0)
-        note_at = phoff + count * PHDR_SIZE
+        in_front = count <= self.reserved
+        if in_front:
+            phoff = EHDR_SIZE
+            self._pad_to((self.pos + 3) & ~3)
+            note_at = self.pos
+        else:
+            self._pad_to((self.pos + 7) & ~7)
+            phoff = self.pos
+            note_at = phoff + count * PHDR_SIZE
         if last_note:
             notes.append(OutSegment(PT_NOTE, 0, note_at, len(last_note), 0, reason))
         phdrs = bytearray()
@@ -138,7 +153,10 @@ class CoreWriter:
             align = 4 if s.p_type == PT_NOTE else self.page
             phdrs += pack_program_header(ProgramHeader(
                 s.p_type, s.flags, s.offset, s.vaddr, 0, s.size, s.size, align))
-        self._raw(bytes(phdrs))
+        if in_front:
+            self.patch(phoff, bytes(phdrs))
+        else:
+            self._raw(bytes(phdrs))
         self._raw(last_note)
         end = self.pos
         ehdr = _EHDR.pack(self.e_ident, ET_CORE, self.e_machine, 1, 0, phoff, 0, self.e_flags,

@@ -392,7 +392,10 @@ def test_backtrace_bad_input(inputs: dict[str, Path], tmp_path: Path, case: int)
 def test_backtrace_bad_problem_dirs(tmp_path: Path) -> None:
     (tmp_path / "coredump.zst").write_bytes(b"not zstd at all")
     assert_one_line_error(run("crashkit", "backtrace", str(tmp_path)), "crashkit",
-                          "coredump.zst: zstd decompressor error")
+                          "coredump.zst: not zstd data")
+    (tmp_path / "coredump.zst").write_bytes(b"\x28\xb5\x2f\xfd" + b"garbage" * 100)
+    assert_one_line_error(run("crashkit", "backtrace", str(tmp_path)), "crashkit",
+                          "corrupt zstd data after 0 bytes")
     (tmp_path / "coredump.zst").unlink()
     (tmp_path / "coredump").symlink_to("/dev/zero")
     assert_one_line_error(run("crashkit", "backtrace", str(tmp_path)), "crashkit",
