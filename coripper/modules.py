@@ -261,6 +261,9 @@ def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory, rootdir: str = "/"
         if exe is not None:
             modules.append(exe)
             backings.append(FileBacking(exe.start, exe.end, 0, executable))
+            # ld.so's l_name points at the executable's PT_INTERP string, in a read-only
+            # segment qemu does not dump: read it from the file
+            memory.set_file_backings(backings)
             # ...and its shared objects, from the process's own link_map chain
             for lib, lib_backings in _modules_from_link_map(memory, exe, rootdir, page):
                 modules.append(lib)

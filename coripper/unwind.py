@@ -9,7 +9,8 @@ gdb's prologue analysis (:func:`_amd64_prologue`: rbp-based after ``push %rbp; m
 else the return address on top of the stack, which also covers a call through a bad pointer);
 on aarch64 the frame pointer chain (``x29``), and for the first frame the link register.
 Unwinding stops at an undefined return address (the outermost frame), a zero pc, unreadable
-memory, a repeated (pc, sp), a stack pointer that moves down, or 256 frames.
+memory, a repeated (pc, sp), a stack pointer that moves down (from frame 1 on), or 256
+frames.
 """
 
 from __future__ import annotations
@@ -254,7 +255,10 @@ def unwind_thread(arch: Arch, registers: Mapping[str, int], memory: CoreMemory,
             method = "signal"
         new_sp = new.get(arch.sp)
         # Callers live higher on the stack; only a signal frame may switch stacks (sigaltstack).
-        if new_sp is None or (new_sp < sp and method != "signal"):
+        # As gdb (frame.c, UNWIND_INNER_ID), the check compares frame bases (each frame's sp is
+        # its callee's CFA), so it starts with frame 1: frame 0's sp is a register, not a base.
+        # ld.so's aarch64 resolver returns through a CFA 16 bytes below it (docs/backtrace.md).
+        if new_sp is None or (new_sp < sp and method != "signal" and len(frames) > 1):
             reason = "loop"
             break
         regs = new
