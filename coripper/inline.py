@@ -128,7 +128,7 @@ class DwarfIndex:
                  depth: int) -> bool:
         if depth > _MAX_DEPTH:
             return False
-        for child in die.iter_children():
+        for child in _iter_children(die):
             tag = child.tag
             if tag in _SCOPES:
                 ranges = self._ranges(child)
@@ -364,6 +364,8 @@ def parse_aranges(data: bytes) -> tuple[list[int], list[tuple[int, int]]]:
         end = pos + length
         if length < 4 or end > len(data):
             break
+        if pos + 2 + off_size + 2 > end:
+            break                          # the set is shorter than its own header
         cu_off = int.from_bytes(data[pos + 2:pos + 2 + off_size], "little")
         pos += 2 + off_size
         addr_size = data[pos]
@@ -389,8 +391,23 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+_MAX_CHILDREN = 1 << 20
+
+
+def _iter_children(die: Any) -> Iterator[Any]:
+    """``die``'s children, in file order, defended against hostile DWARF: pyelftools follows
+    ``DW_AT_sibling``, and one pointing backwards would loop forever, so stop as soon as an
+    offset does not grow (and after a million children)."""
+    last = die.offset
+    for n, child in enumerate(die.iter_children()):
+        if child.offset <= last or n >= _MAX_CHILDREN:
+            return
+        last = child.offset
+        yield child
+
+
 def _children(die: Any, tags: frozenset[str]) -> Iterator[Any]:
-    for child in die.iter_children():
+    for child in _iter_children(die):
         if child.tag in tags:
             yield child
 
@@ -398,7 +415,7 @@ def _children(die: Any, tags: frozenset[str]) -> Iterator[Any]:
 def _walk(die: Any, tags: frozenset[str], depth: int = 0) -> Iterator[Any]:
     if depth > _MAX_DEPTH:
         return
-    for child in die.iter_children():
+    for child in _iter_children(die):
         if child.tag in tags:
             yield child
         elif child.has_children and child.tag in _SCOPES:

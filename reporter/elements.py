@@ -106,8 +106,13 @@ def format_number(value: int) -> bytes:
 
 
 def iso_date(when: float) -> str:
-    """libreport's "ISO date" of *when*: local time ``%Y-%m-%d-%H:%M:%S``."""
-    return _time.strftime(ISO_DATE_FORMAT, _time.localtime(int(when)))
+    """libreport's "ISO date" of *when*: local time ``%Y-%m-%d-%H:%M:%S``.
+
+    The year is always 4 digits (glibc's ``%Y`` writes year 377 as ``377``, which
+    :func:`parse_iso_date` would then refuse), so every date written reads back.
+    """
+    tm = _time.localtime(int(when))
+    return f"{tm.tm_year:04d}" + _time.strftime(ISO_DATE_FORMAT[2:], tm)
 
 
 def parse_iso_date(text: str) -> int | None:

@@ -59,7 +59,11 @@ _CONT_PREFIX = re.compile(
 )
 _CONT_ANY = re.compile(r"Comm:|Hardware name:|--- Exception|LR =|<IRQ>|<EOI>|<NMI>|<<EOE>>|<#DF>")
 _REGS = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]{0,8}\s?:\s*[<(]?[0-9a-fA-F]{2,}|r\d{1,2}:[0-9a-f]{8}|[a-z]{1,3}\d{0,2}\s*: [0-9a-f]{8,})")
-_HEX_DUMP = re.compile(r"^(?:[<(]?[0-9a-fA-F]{2,16}[>)]?\s*)+$")
+# Words of hex (at least 2 digits, a <..> or (..) marks the faulting byte), as in stack and
+# code dumps. Possessive quantifiers keep it linear: "(?:[<(]?[0-9a-f]{2,16}[>)]?\s*)+$"
+# backtracked exponentially on a long dump line with one stray character at its end.
+_HEX_WORD = r"(?:[<(]?[0-9a-fA-F]{2,}+[>)]?)++"
+_HEX_DUMP = re.compile(rf"^{_HEX_WORD}(?:\s++{_HEX_WORD})*+\s*+$")
 _AFTER_END = re.compile(
     r"^(?:RIP|EIP|RSP|ESP|Code|CR2|FS|CS|DR\d|PKRU|R[A-Z0-9]{1,3}|pc|lr|sp|x\d+)\s?:"
     r"|^Kernel panic - not syncing|^Kernel Offset:|^-+\[ end Kernel panic|^Rebooting in|^note: "

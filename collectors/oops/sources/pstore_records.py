@@ -16,6 +16,9 @@ from collectors.errors import OopsError
 
 PSTORE_NAME = re.compile(r"^(?P<type>[a-z]+)-(?P<backend>.+)-(?P<id>\d+)(?P<z>\.enc\.z)?$")
 _PSTORE_HEADER = re.compile(r"^(?P<reason>[A-Za-z]+)#(?P<count>\d+) Part(?P<part>\d+)$")
+# Most a record's file is read, and most its text is inflated to: a pstore record is one dump
+# buffer (kmsg_bytes, a few KiB to 1 MiB), so this only stops a decompression bomb.
+MAX_RECORD_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,13 @@ def inflate_pstore(data: bytes) -> bytes:
     """Decompress an ``.enc.z`` record: zlib-wrapped (pstore before 6.6, ``WINDOW_BITS``
     12) or raw deflate (the crypto API ``deflate`` and pstore since 6.6).
 
-    Backends keep records in fixed-size buffers, so data after the stream is ignored.
+    Backends keep records in fixed-size buffers, so data after the stream is ignored. The
+    output is cut at :data:`MAX_RECORD_BYTES` (a decompression bomb costs no more memory).
     """
     for wbits in (zlib.MAX_WBITS | 32, -zlib.MAX_WBITS):
         d = zlib.decompressobj(wbits)
         try:
-            out = d.decompress(data)
+            out = d.decompress(data, MAX_RECORD_BYTES)
         except zlib.error:
             continue
         if out:
@@ -54,7 +58,7 @@ def read_pstore_record(path: str) -> PstoreRecord | None:
         return None
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as f:
-        data = f.read(16 << 20)
+        data = f.read(MAX_RECORD_BYTES)
     if m.group("z"):
         data = inflate_pstore(data)
     return PstoreRecord(name=name, type=m.group("type"), backend=m.group("backend"),
