@@ -14,5 +14,5 @@ def test_mypy_strict_is_clean() -> None:
 
 def test_ruff_is_clean() -> None:
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "coripper", "reporter", "collectors",
-                             "tests", "bench"], cwd=REPO, capture_output=True, text=True)
+                             "tests", "bench", "fuzz"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
