@@ -43,23 +43,23 @@ def detect_compression(head: bytes) -> str | None:
     return None
 
 
-def _decompressor(src: BinaryIO, kind: str) -> BinaryIO:
+def _decompressor(src: BinaryIO, kind: str) -> io.BufferedIOBase:
     if kind == "zstd":
         import zstandard
-        return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(
+        return cast(io.BufferedIOBase, zstandard.ZstdDecompressor().stream_reader(
             src, read_across_frames=True, closefd=False))
     if kind == "xz":
         import lzma
-        return cast(BinaryIO, lzma.LZMAFile(src, "rb"))
+        return cast(io.BufferedIOBase, lzma.LZMAFile(src, "rb"))
     if kind == "lz4":
         import lz4.frame
-        return cast(BinaryIO, lz4.frame.LZ4FrameFile(src, "rb"))
+        return cast(io.BufferedIOBase, lz4.frame.LZ4FrameFile(src, "rb"))
     if kind == "gzip":
         import gzip
-        return cast(BinaryIO, gzip.GzipFile(fileobj=src, mode="rb"))
+        return cast(io.BufferedIOBase, gzip.GzipFile(fileobj=src, mode="rb"))
     if kind == "bzip2":
         import bz2
-        return cast(BinaryIO, bz2.BZ2File(src, "rb"))
+        return cast(io.BufferedIOBase, bz2.BZ2File(src, "rb"))
     raise ValueError(f"unknown compression {kind!r}")
 
 
@@ -82,7 +82,7 @@ class DecompressingReader(io.RawIOBase):
             return 0
         view = memoryview(buffer).cast("B")
         try:
-            data = self._inner.read(len(view))
+            n = self._inner.readinto(view) or 0
         except EOFError:
             self.error = f"{self.kind} data ends early (after {self.produced:,} bytes)"
             return 0
@@ -90,8 +90,6 @@ class DecompressingReader(io.RawIOBase):
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.error = f"corrupt {self.kind} data after {self.produced:,} bytes: {detail}"
             return 0
-        n = len(data)
-        view[:n] = data
         self.produced += n
         return n
 

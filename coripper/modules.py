@@ -360,22 +360,34 @@ def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executab
     bias = entry - eh.e_entry
     start = (mh.min_vaddr & ~(page - 1)) + bias
     end = max(p.p_vaddr + p.p_memsz for p in loads) + bias
-    file_bid = mh.build_id or _file_build_id(executable)
-    core_head = memory.read(start, page)
-    core_bid = None
-    if core_head is not None and core_head[:4] == b"\x7fELF":
-        try:
-            core_mh = elfcore.parse_module_header(core_head)
-            core_bid = core_mh.build_id if core_mh else None
-        except Exception:  # noqa: BLE001
-            core_bid = None
+    # the executable is a host path (given on the command line), not under rootdir
+    return _file_module(executable, start, end, bias, executable, "/",
+                        _core_build_id(memory, start, page),
+                        mh.build_id or _file_build_id(executable))
+
+
+def _core_build_id(memory: CoreMemory, addr: int, page: int) -> str | None:
+    """The build-id in the ELF header page at ``addr`` in the core, when it was dumped."""
+    head = memory.read(addr, page)
+    if head is None or head[:4] != b"\x7fELF":
+        return None
+    try:
+        mh = elfcore.parse_module_header(head)
+    except Exception:  # noqa: BLE001 - garbage in the core: trust the file
+        return None
+    return mh.build_id if mh else None
+
+
+def _file_module(name: str, start: int, end: int, bias: int, disk: str, rootdir: str,
+                 core_bid: str | None, file_bid: str | None) -> Module:
+    """A module found without ``NT_FILE``, with its tables; ``mismatch`` (no tables) when the
+    file on disk is another build than the one in the core."""
     build_id = core_bid or file_bid
     if core_bid and file_bid and core_bid != file_bid:
-        return Module(executable, start, end, bias, build_id, executable, None, "mismatch")
-    debug = find_debug_file(build_id, executable, executable, "/")   # a host path
-    tables = _tables_for((build_id, debug) if build_id else ("path", executable, debug),
-                         executable, debug)
-    return Module(executable, start, end, bias, build_id, executable, debug,
+        return Module(name, start, end, bias, build_id, disk, None, "mismatch")
+    debug = find_debug_file(build_id, disk, name, rootdir)
+    tables = _tables_for((build_id, debug) if build_id else ("path", disk, debug), disk, debug)
+    return Module(name, start, end, bias, build_id, disk, debug,
                   "ok" if build_id else "no-build-id", tables)
 
 
@@ -455,27 +467,17 @@ def _modules_from_link_map(memory: CoreMemory, exe: Module, rootdir: str, page: 
             continue
         start = l_addr + mh.min_vaddr
         end = l_addr + max(p.p_vaddr + p.p_memsz for p in loads)
-        file_bid = mh.build_id or _file_build_id(disk)
-        core_head = memory.read(start, page)
-        core_mh = None
-        if core_head is not None and core_head[:4] == b"\x7fELF":
-            try:
-                core_mh = elfcore.parse_module_header(core_head)
-            except Exception:  # noqa: BLE001 - garbage in the core: trust the file
-                core_mh = None
-        core_bid = core_mh.build_id if core_mh else None
-        build_id = core_bid or file_bid
-        if core_bid and file_bid and core_bid != file_bid:
-            out.append((Module(name, start, end, l_addr, build_id, disk, None, "mismatch"), []))
+        module = _file_module(name, start, end, l_addr, disk, rootdir,
+                              _core_build_id(memory, start, page),
+                              mh.build_id or _file_build_id(disk))
+        if module.status == "mismatch":
+            out.append((module, []))
             continue
-        debug = find_debug_file(build_id, disk, name, rootdir)
-        tables = _tables_for((build_id, debug) if build_id else ("path", disk, debug), disk, debug)
         # read-only segments only: writable data in the file is not what the process held
         backings = [FileBacking(l_addr + (p.p_vaddr & ~(page - 1)),
                                 l_addr + p.p_vaddr + p.p_filesz, p.p_offset & ~(page - 1), disk)
                     for p in loads if not p.p_flags & elfcore.PF_W]
-        out.append((Module(name, start, end, l_addr, build_id, disk, debug,
-                           "ok" if build_id else "no-build-id", tables), backings))
+        out.append((module, backings))
     return out
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from .streamengine import MAX_DYNAMIC, MAX_NOTES, MAX_PHDRS, VDSO_NAME, Engine
-from .streamin import (CHUNK, HASH_ALGORITHMS, PIPE_SIZE_CAP, FileSource, Source, StreamSource,
-                       new_hasher)
+from .streamin import CHUNK, HASH_ALGORITHMS, PIPE_SIZE_CAP, FileSource, Source, StreamSource
 from .streamin import grow_pipe as _grow_pipe    # its name before the split (tests, bench)
 from .streamout import SPOOL_IN_MEMORY, write_through
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
@@ -43,12 +42,10 @@ def minimize_stream(src: BinaryIO, dst: BinaryIO | None, options: MinimizeOption
     """
     algorithm = (options or MinimizeOptions()).hash_algorithm
     error: ValueError | None = None
-    if algorithm is not None:
-        try:
-            new_hasher(algorithm)
-        except ValueError as exc:
-            error, algorithm = exc, None
-    source = StreamSource(src, algorithm)
+    try:
+        source = StreamSource(src, algorithm)
+    except ValueError as exc:     # unknown algorithm: still drain src below, then raise
+        error, source = exc, StreamSource(src, None)
     try:
         if error is not None:
             raise error

@@ -92,6 +92,8 @@ class StreamSource(Source):
     NBUF = 4
 
     def __init__(self, src: BinaryIO, algorithm: str | None = "blake3") -> None:
+        # First, so that an unknown algorithm (ValueError) has consumed nothing from ``src``.
+        hasher = new_hasher(algorithm) if algorithm is not None else None
         super().__init__(src)
         self.algorithm = algorithm
         self._digest: str | None = None
@@ -102,8 +104,8 @@ class StreamSource(Source):
         self._devnull: int | None = None
         self._open_fd(src)
         self._worker: threading.Thread | None = None
-        if algorithm is not None:
-            self.sha = new_hasher(algorithm)
+        if hasher is not None:
+            self.sha = hasher
             self._bufs = [memoryview(bytearray(CHUNK)) for _ in range(self.NBUF)]
             self._next = 0
             self._free = threading.Semaphore(self.NBUF)

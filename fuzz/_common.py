@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PROGRAMS_SRC = REPO / "tests" / "programs"
+sys.path.append(str(REPO / "tests"))
+from conftest import FIXTURES, PROGRAMS_SRC, gcore  # noqa: E402 - the tests' real-crash helpers
 
 # libFuzzer defaults that make the contract "no hang, bounded memory" a crash when broken.
 DEFAULT_FLAGS = ("-timeout=10", "-rss_limit_mb=3072")
@@ -32,14 +32,9 @@ def work_dir() -> Path:
     return path
 
 
-def fixtures_dir() -> Path:
-    """The shared real-world fixtures (``$CRASHKIT_FIXTURES`` or ``../shared/fixtures``)."""
-    return Path(os.environ.get("CRASHKIT_FIXTURES", REPO.parent / "shared" / "fixtures"))
-
-
 def fixture_files(subdir: str, suffixes: tuple[str, ...] = ()) -> list[Path]:
     """Regular files below ``fixtures/subdir`` (optionally only those with a suffix), sorted."""
-    root = fixtures_dir() / subdir
+    root = FIXTURES / subdir
     if not root.is_dir():
         return []
     return sorted(p for p in root.rglob("*")
@@ -71,21 +66,10 @@ def gcore_of(argv: list[str], name: str) -> Path | None:
     if shutil.which("gcore") is None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        assert proc.stdout is not None
-        if b"ready" not in proc.stdout.readline():
-            return None
-        prefix = out.with_name(name + ".tmp")
-        done = subprocess.run(["gcore", "-o", str(prefix), str(proc.pid)], capture_output=True,
-                              timeout=120, check=False)
-        written = prefix.with_name(f"{prefix.name}.{proc.pid}")
-        if done.returncode != 0 or not written.exists():
-            return None
-        written.rename(out)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        gcore(argv, out.with_name(name + ".tmp"), timeout=120).rename(out)
+    except (AssertionError, OSError, subprocess.SubprocessError):
+        return None
     return out
 
 

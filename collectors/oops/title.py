@@ -218,16 +218,40 @@ def normalize_text(text: str) -> str:
     return text
 
 
+#: Kinds whose title is a fixed headline plus `` in <guilty function>``.
+_FIXED_TITLES = {
+    "gpf": "general protection fault",
+    "oops": "Oops",
+    "soft-lockup": "BUG: soft lockup",
+    "hard-lockup": "BUG: hard lockup",
+    "hung-task": "INFO: task hung",
+    "rcu-stall": "INFO: rcu detected stall",
+    "sleeping-in-atomic": "BUG: sleeping function called from invalid context",
+    "scheduling-while-atomic": "BUG: scheduling while atomic",
+    "list-corruption": "BUG: corrupted list",
+    "refcount": "WARNING: refcount bug",
+    "stack-protector": "kernel panic: stack is corrupted",
+    "double-fault": "PANIC: double fault",
+    "divide-error": "divide error",
+    "invalid-opcode": "invalid opcode",
+    "page-alloc-failure": "page allocation failure",
+}
+#: Kinds titled ``<PREFIX>: <detail> in <guilty function>``.
+_DETAIL_TITLES = {"kmsan": "KMSAN", "kfence": "KFENCE", "ubsan": "UBSAN"}
+
+
 def make_title(kind: str, first_line: str, detail: str, func: str | None, extra: dict[str, str]) -> str:
     """Title for a report: syzkaller's compact form (``WARNING in foo``)."""
     in_f = f" in {func}" if func else ""
+    if kind in _FIXED_TITLES:
+        return _FIXED_TITLES[kind] + in_f
+    if kind in _DETAIL_TITLES:
+        return f"{_DETAIL_TITLES[kind]}: {detail}" + in_f
     if kind in ("null-ptr-deref", "paging-request"):
         what = "NULL pointer dereference" if kind == "null-ptr-deref" else "paging request"
         if first_line.startswith("Unable to handle kernel"):
             return f"Unable to handle kernel {what}" + in_f  # arm/arm64 die_kernel_fault()
         return f"BUG: unable to handle kernel {what}" + in_f
-    if kind == "gpf":
-        return "general protection fault" + in_f
     if kind == "bug":
         if re.search(r"[Kk]ernel BUG at", first_line):
             if func:
@@ -237,8 +261,6 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
         m = re.search(r"BUG: (.*)", first_line)
         desc = re.split(r"[,:\[]| - ", m.group(1))[0] if m else first_line
         return "BUG: " + normalize_text(desc) + in_f
-    if kind == "oops":
-        return "Oops" + in_f
     if kind == "warning":
         m = re.search(r"(NETDEV WATCHDOG|IRQ handler type mismatch|RTNL: assertion failed|sysctl table check failed)", first_line)
         if m and not first_line.startswith("WARNING"):
@@ -246,27 +268,13 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
         return "WARNING" + in_f
     if kind == "panic":
         return "kernel panic: " + normalize_text(detail or first_line)
-    if kind == "soft-lockup":
-        return "BUG: soft lockup" + in_f
-    if kind == "hard-lockup":
-        return "BUG: hard lockup" + in_f
-    if kind == "hung-task":
-        return "INFO: task hung" + in_f
-    if kind == "rcu-stall":
-        return "INFO: rcu detected stall" + in_f
     if kind == "kasan":
         access = extra.get("access")
         return f"KASAN: {detail}" + (f" {access}" if access else "") + in_f
-    if kind == "kmsan":
-        return f"KMSAN: {detail}" + in_f
     if kind == "kcsan":
         m = re.search(r"BUG: KCSAN: [\w-]+ in (.*)", first_line)
         where = _HEADER_FUNC.sub(r"\1", m.group(1)).strip() if m else (func or "")
         return f"KCSAN: {detail}" + (f" in {where}" if where else "")
-    if kind == "kfence":
-        return f"KFENCE: {detail}" + in_f
-    if kind == "ubsan":
-        return f"UBSAN: {detail}" + in_f
     if kind == "lockdep":
         d = detail.rstrip("!. ")
         if "circular" in d or "recursive" in d or "lock order" in d or "inversion" in d:
@@ -277,33 +285,15 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
             return "WARNING: suspicious RCU usage" + in_f
         d = re.sub(r" detected$", "", d)
         return f"WARNING: {d}" + in_f
-    if kind == "sleeping-in-atomic":
-        return "BUG: sleeping function called from invalid context" + in_f
-    if kind == "scheduling-while-atomic":
-        return "BUG: scheduling while atomic" + in_f
-    if kind == "list-corruption":
-        return "BUG: corrupted list" + in_f
-    if kind == "refcount":
-        return "WARNING: refcount bug" + in_f
     if kind == "bad-page":
         m = re.search(r"BUG: (Bad (?:page state|page map|rss-counter state))", first_line)
         return "BUG: " + (m.group(1) if m else "Bad page state") + in_f
     if kind == "workqueue-lockup":
         return "BUG: workqueue lockup"
-    if kind == "stack-protector":
-        return "kernel panic: stack is corrupted" + in_f
-    if kind == "double-fault":
-        return "PANIC: double fault" + in_f
-    if kind == "divide-error":
-        return "divide error" + in_f
-    if kind == "invalid-opcode":
-        return "invalid opcode" + in_f
     if kind == "mce":
         if "events logged" in first_line:
             return "MCE: machine check events logged"
         return "MCE: machine check exception"
-    if kind == "page-alloc-failure":
-        return "page allocation failure" + in_f
     if kind == "stack-overflow":
         if "stack guard page was hit" in first_line:
             return "BUG: stack guard page was hit" + in_f
