@@ -195,7 +195,9 @@ class Engine:
                 self._fire(watch)
         if self.src.eof and self.src.pos < self._expected_end(phdrs):
             self.truncated = True
-            self.warnings.append(f"input ended at byte {self.src.pos}, before the end of the "
+            # a file's pos may stand past its end (a gap skipped by seeking): report the size
+            ended = min(self.src.pos, self.src.total())
+            self.warnings.append(f"input ended at byte {ended}, before the end of the "
                                  f"last segment ({self._expected_end(phdrs)})")
         self._synthesize()
         return self._finish(hdr, core, plan)
