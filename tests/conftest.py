@@ -40,6 +40,31 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
+def _fixtures_snapshot() -> dict[str, tuple[int, int, int]]:
+    """(mode, size, mtime_ns) of every entry below the fixtures, without following links."""
+    snap: dict[str, tuple[int, int, int]] = {}
+    for root, dirs, files in os.walk(FIXTURES):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            snap[os.path.relpath(path, FIXTURES)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return snap
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fixtures_left_untouched() -> Iterator[None]:
+    """The suite reads the shared fixtures in place and never writes into them (no .lock, no
+    new or changed file), whether a user's copy is writable or read-only."""
+    if not FIXTURES.is_dir():
+        yield
+        return
+    before = _fixtures_snapshot()
+    yield
+    after = _fixtures_snapshot()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests wrote into {FIXTURES}: {changed[:20]}"
+
+
 # --- core_pattern -------------------------------------------------------------------------
 
 def core_pattern_writable() -> bool:

@@ -293,14 +293,34 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def postprocess_argv(path: str, uid: int, gid: int, log_file: str | None = None) -> list[str]:
-    """The command that computes core_backtrace/duphash for *path* (a full interpreter:
-    pyelftools lives in site-packages, so no ``-S`` here)."""
+#: The post-processing child's bootstrap: it takes the hook's own import path verbatim (argv[1],
+#: JSON) before it imports anything of ours, so it finds exactly what the launcher found.
+_POSTPROCESS_BOOTSTRAP = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+                          "from collectors.corehook.postprocess import main; sys.exit(main(sys.argv[2:]))")
+
+
+def import_path() -> list[str]:
+    """The import path this process runs with (the launcher's), our package root first.
+
+    Re-executing ``sys.executable`` alone would lose it: inside a venv that is the base
+    interpreter behind the venv, whose own ``sys.path`` lacks the venv's site-packages (and with
+    an editable install our package root as well). Passing the list on works the same for
+    ``pip install .``, ``-e``, a venv, pipx and a system install."""
     import sys
 
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
-            "from collectors.corehook.postprocess import main; sys.exit(main(sys.argv[2:]))")
-    argv = [sys.executable, "-I", "-c", code, _package_root(), path, "--uid", str(uid), "--gid", str(gid)]
+    root = _package_root()
+    return [root] + [p for p in sys.path if p and p != root]
+
+
+def postprocess_argv(path: str, uid: int, gid: int, log_file: str | None = None) -> list[str]:
+    """The command that computes core_backtrace/duphash for *path*: this interpreter with
+    ``-I -S`` (no environment, no site: nothing from outside our install) and this process's
+    import path (:func:`import_path`)."""
+    import json
+    import sys
+
+    argv = [sys.executable, "-I", "-S", "-c", _POSTPROCESS_BOOTSTRAP, json.dumps(import_path()),
+            path, "--uid", str(uid), "--gid", str(gid)]
     return argv + (["--log-file", log_file] if log_file else [])
 
 

@@ -42,29 +42,42 @@ def copy_fixture(src: Path, dst: Path) -> Path:
 # ---------------------------------------------------------------------- real directories
 
 
+def _check_loads_like_files(dd: DumpDir, path: Path) -> None:
+    files = sorted(p.name for p in path.iterdir() if p.is_file() and not p.is_symlink()
+                   and p.name != ".lock")
+    assert dd.list_elements() == files
+    for name in files:
+        raw = (path / name).read_bytes()
+        assert dd.load_bytes(name) == raw
+        assert dd.has_element(name)
+    time_text = (path / "time").read_bytes()
+    assert dd.time() == int(time_text.decode().strip())
+    assert dd.load_text("type") == (path / "type").read_text().strip() == "CCpp"
+    assert dd.load_text("component") == (path / "component").read_text().strip()
+    assert dd.load_text("no_such_element") == ""
+    assert dd.load_text("no_such_element", "dflt") == "dflt"
+    assert dd.load_bytes("no_such_element") is None
+    assert dd.load_int("no_such_element") is None
+
+
+@pytest.mark.parametrize("writable", [True, False], ids=["writable", "read-only"])
 @pytest.mark.parametrize("rel", FIXTURE_DIRS)
-def test_fixture_dirs_load(fixtures_dir: Path, rel: str) -> None:
-    path = fixtures_dir / rel
+def test_fixture_dirs_load(fixtures_dir: Path, tmp_path: Path, rel: str, writable: bool) -> None:
+    """Each real directory loads from a copy, writable (locked while open, the lock gone
+    afterwards) or without write bits (read unlocked, nothing planted): the suite holds
+    whatever mode a user's copy of the fixtures has, and never writes into them."""
+    path = copy_fixture(fixtures_dir / rel, tmp_path / "dir")
+    if not writable:
+        os.chmod(path, 0o550)
     before = sorted(os.listdir(path))
-    with DumpDir.open(str(path), readonly=True) as dd:
-        # The fixtures are r-x: read unlocked, never planting a .lock in them.
-        assert not dd.locked
-        files = sorted(p.name for p in path.iterdir() if p.is_file() and not p.is_symlink())
-        assert dd.list_elements() == files
-        for name in files:
-            raw = (path / name).read_bytes()
-            assert dd.load_bytes(name) == raw
-            assert dd.has_element(name)
-        time_text = (path / "time").read_bytes()
-        assert dd.time() == int(time_text.decode().strip())
-        assert dd.load_text("type") == (path / "type").read_text().strip() == "CCpp"
-        assert dd.load_text("component") == (path / "component").read_text().strip()
-        assert dd.load_text("no_such_element") == ""
-        assert dd.load_text("no_such_element", "dflt") == "dflt"
-        assert dd.load_bytes("no_such_element") is None
-        assert dd.load_int("no_such_element") is None
-    assert sorted(os.listdir(path)) == before
-    assert dumpdir.is_problem_dir(str(path))
+    try:
+        with DumpDir.open(str(path), readonly=True) as dd:
+            assert dd.locked == writable
+            _check_loads_like_files(dd, path)
+        assert sorted(os.listdir(path)) == before
+        assert dumpdir.is_problem_dir(str(path))
+    finally:
+        os.chmod(path, 0o750)
 
 
 def test_libreport_sample_problem_values(fixtures_dir: Path) -> None:

@@ -26,6 +26,8 @@ from collectors.corehook import install
 from reporter.dumpdir import iter_problem_dirs
 
 FINAL = re.compile(r"(saved /|duplicate of |ignoring \(|error: |time limit )")
+#: A post-processing run that will not produce its elements (what postprocess.py logs then).
+POSTPROCESS_FAILED = re.compile(r"postprocess\b.*(fail|[A-Za-z]+Error|could not|skipped|unusable|killed)")
 
 
 class HookEnv:
@@ -82,6 +84,28 @@ class HookEnv:
         assert wait_for(lambda: len(self.final_lines()) >= n, timeout=timeout), \
             f"hook logged {len(self.final_lines())} outcomes, expected {n}:\n{self.log_text()}"
         return self.final_lines()
+
+    def postprocess_failures(self) -> list[str]:
+        """The log lines that say a post-processing run failed."""
+        return [line for line in self.log_text().splitlines() if POSTPROCESS_FAILED.search(line)]
+
+    def wait_postprocessed(self, predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+        """Wait until *predicate* holds (post-processing wrote what the test needs); fail as soon
+        as the hook log records a failed post-processing run, showing that line, instead of
+        sleeping out the whole timeout."""
+        failed: list[str] = []
+
+        def done() -> bool:
+            failed[:] = self.postprocess_failures()
+            return bool(failed) or bool(predicate())
+
+        finished = wait_for(done, timeout=timeout)
+        assert not failed, "post-processing failed: " + " | ".join(failed)
+        assert finished and predicate(), f"post-processing did not finish in {timeout} s:\n{self.log_text()}"
+
+    def wait_element(self, d: Path, name: str, timeout: float = 60.0) -> None:
+        """Wait for post-processing to write element *name* into problem directory *d*."""
+        self.wait_postprocessed(lambda: (d / name).exists(), timeout)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else "(no log)"

@@ -224,7 +224,7 @@ def test_podman_crash(hook, podman, tmp_path):  # type: ignore[no-untyped-def]
         assert f"libpod-{cid}" in cgroup
         # Post-processing ran after the container stopped and its overlay was unmounted: the
         # core alone gives the crash address but no function names.
-        assert wait_for(lambda: (d / "core_backtrace").exists(), timeout=60), hook.log_text()
+        hook.wait_element(d, "core_backtrace")
         assert json.loads(element(d, "core_backtrace"))["stacktrace"][0]["frames"][0]["address"]
         # Mounting the (stopped) container again brings its files back: the saved core then
         # unwinds fully through them.
@@ -360,7 +360,7 @@ def test_chroot_crash_records_rootdir(hook, rootfs):  # type: ignore[no-untyped-
     assert "pid : default" in element(d, "namespaces")
     # The core's file notes name /crasher (the chroot's path); the rootdir element lets both
     # the detached post-processing and `crashkit backtrace DIR` find it.
-    assert wait_for(lambda: (d / "crash_function").exists(), timeout=60), hook.log_text()
+    hook.wait_element(d, "crash_function")
     assert element(d, "crash_function") == "crash_write_null"
     assert _crash_frames(_backtrace(d))[:4] == FRAMES
     assert _gdb_frames(rootfs / "crasher", d / "coredump", rootfs)[:4] == FRAMES

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import core_pattern, wait_for
+from conftest import core_pattern
 from hookenv import crasher_fixture, element, hook_fixture  # noqa: F401 - fixtures crasher, hook
 
 pytestmark = pytest.mark.root
@@ -100,7 +100,7 @@ def test_segv_directory_element_by_element(hook, crasher):  # type: ignore[no-un
     assert [frames.get(str(i)) for i in range(4)] == ["crash_write_null", "crash_level2", "crash_level1", "main"], gdb.stdout
 
     # Post-processing (detached) adds core_backtrace, duphash and crash_function.
-    assert wait_for(lambda: (d / "crash_function").exists(), timeout=60), hook.log_text()
+    hook.wait_element(d, "crash_function")
     assert element(d, "crash_function") == "crash_write_null"
     assert re.fullmatch(r"[0-9a-f]{40}", element(d, "duphash"))
 

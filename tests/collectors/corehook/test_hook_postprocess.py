@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_core_pattern, wait_for
+from conftest import require_core_pattern
 from hookenv import HookEnv, element
 
 pytestmark = pytest.mark.root
@@ -70,7 +70,7 @@ def gdb_functions(executable: Path, core: Path) -> list[str]:
 
 
 def postprocessed(hook: HookEnv, d: Path) -> Path:
-    assert wait_for(lambda: (d / "crash_signature_duphash").exists(), timeout=90), hook.log_text()
+    hook.wait_element(d, "crash_signature_duphash", timeout=90)
     return d
 
 
@@ -127,7 +127,7 @@ def test_same_bug_different_signal_is_merged_by_duphash(hook, tmp_path):  # type
     log = hook.log_text()
     assert log.count("saved /") == 2, log  # the hook's own key tells them apart
     assert "killed by SIGBUS" in log
-    assert wait_for(lambda: "is a duplicate of" in hook.log_text(), timeout=90), hook.log_text()
+    hook.wait_postprocessed(lambda: "is a duplicate of" in hook.log_text(), timeout=90)
     [kept] = hook.dirs()
     assert kept == first and element(kept, "signal") == "11"
     assert element(kept, "count") == "2"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import crash_through_kernel, python_exe, run_until_crash_with_pattern, wait_for
+from conftest import crash_through_kernel, python_exe, run_until_crash_with_pattern
 from hookenv import HookEnv, crasher_fixture, element, hook_fixture  # noqa: F401 - fixtures crasher, hook
 
 pytestmark = pytest.mark.root
@@ -175,5 +175,5 @@ def test_zstd_core_decompresses_and_unwinds(hook, crasher, tmp_path):  # type: i
     d2 = hook.program(crasher, "crasher2")
     hook.crash([d2, "segv"])
     [saved] = [x for x in hook.dirs() if element(x, "executable") == str(d2)]
-    assert wait_for(lambda: (saved / "crash_function").exists(), timeout=60), hook.log_text()
+    hook.wait_element(saved, "crash_function")
     assert element(saved, "crash_function") == "crash_write_null"
