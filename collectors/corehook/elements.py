@@ -81,6 +81,8 @@ def basic_elements(args: HookArgs, snap: procsnap.ProcSnapshot, exe: str | None,
             out["container_cmdline"] = info.container_cmdline
         if info.container_rootfs:
             out["container_rootfs"] = info.container_rootfs.encode("utf-8", "surrogateescape")
+        if info.container_uuid:
+            out["container_uuid"] = info.container_uuid.encode()
     out["analyzer"] = ANALYZER.encode()
     out["type"] = TYPE.encode()
     if exe:
