@@ -1,0 +1,74 @@
+"""Start the service: validate the configuration, migrate once, then run uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+
+from reporter.server.config import CONFIG_ENV, DEFAULT_DATA, Limits, Retention, ServerConfig
+from reporter.server.errors import ConfigError
+
+log = logging.getLogger("crashkit.serve")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """A :class:`ServerConfig` from ``crashkit serve`` options."""
+    limits, retention = Limits(), Retention()
+    lim_changes = {k: v for k, v in (("rate_per_token", args.rate_limit), ("max_upload_bytes", args.max_upload_size))
+                   if v is not None}
+    ret_changes = {k: v for k, v in (("keep_first", args.keep_first), ("keep_last", args.keep_last),
+                                     ("max_age_days", args.max_age_days), ("max_total_bytes", args.max_total_size),
+                                     ("interval_seconds", args.prune_interval)) if v is not None}
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if not 0 < args.port < 65536:
+        raise ConfigError("--port must be 1..65535")
+    return ServerConfig(
+        host=args.host, port=args.port, data_dir=os.path.abspath(args.data or DEFAULT_DATA),
+        db_url=args.db, blobs_url=args.blobs, token_file=args.token_file, read_token_file=args.read_token_file,
+        workers=args.workers, fsync=not args.no_fsync, public_url=args.public_url,
+        limits=dataclasses.replace(limits, **lim_changes), retention=dataclasses.replace(retention, **ret_changes))
+
+
+def prepare(config: ServerConfig) -> None:
+    """Create the data directory, check the token files, and migrate the database once."""
+    from reporter.server.blobs import open_blob_store
+    from reporter.server.auth import TokenSet
+    from reporter.server.db import make_engines
+    from reporter.server.storage import migrate
+
+    os.makedirs(config.data_dir, mode=0o750, exist_ok=True)
+    os.makedirs(config.tmp_dir, mode=0o750, exist_ok=True)
+    for path in (config.token_file, config.read_token_file):
+        if path:
+            TokenSet(path)
+    writer, reader = make_engines(config.database_url)
+    try:
+        migrate(writer, config.data_dir)
+    finally:
+        writer.dispose()
+        reader.dispose()
+    open_blob_store(config.blob_url, fsync=config.fsync)
+    if not config.token_file:
+        log.warning("no --token-file: uploads are accepted without a token")
+
+
+def serve(config: ServerConfig) -> int:
+    """Run until interrupted; returns the exit code."""
+    import uvicorn
+
+    logging.getLogger("crashkit.serve").setLevel(logging.INFO)
+    prepare(config)
+    common = {"host": config.host, "port": config.port, "proxy_headers": False, "server_header": False,
+              "date_header": True, "log_level": "warning", "timeout_graceful_shutdown": 10,
+              "h11_max_incomplete_event_size": 64 * 1024}
+    if config.workers == 1:
+        from reporter.server.app import asgi_app
+
+        uvicorn.run(asgi_app(config), **common)  # type: ignore[arg-type]
+        return 0
+    os.environ[CONFIG_ENV] = config.to_json()
+    uvicorn.run("reporter.server.app:app_from_env", factory=True, workers=config.workers, **common)  # type: ignore[arg-type]
+    return 0
