@@ -55,7 +55,7 @@ def main() -> int:
         launcher.chmod(0o755)
         sleeper = subprocess.Popen(["sleep", "60"])
         pid = str(sleeper.pid)
-        argv = [pid, pid, pid, pid, "0", "0", "15", str(int(time.time())), "0", "h", "1", "sleep"]
+        argv = [pid, pid, pid, pid, "0", "0", "15", str(int(time.time())), "0", "1", "h", "sleep"]
         root = install.package_root()
         rows = [
             ("baseline: python3 -c pass", timed([python, "-c", "pass"], opts.runs)),

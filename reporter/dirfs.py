@@ -15,7 +15,7 @@ import os
 import stat
 import time
 
-from reporter.errors import ProblemDirError
+from reporter.errors import BadElementError, ProblemDirError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at hook start-up
@@ -98,7 +98,7 @@ def open_element(dir_fd: int, name: str, where: str) -> int | None:
     """Open element *name* of the problem directory *where* (at *dir_fd*) for reading.
 
     ``None`` if it does not exist. Symlinks, non-regular files and files with more than
-    one hard link raise :class:`ProblemDirError` (libreport's ``secure_openat_read``).
+    one hard link raise :class:`BadElementError` (libreport's ``secure_openat_read``).
     """
     try:
         fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
@@ -106,16 +106,46 @@ def open_element(dir_fd: int, name: str, where: str) -> int | None:
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ProblemDirError(f"element '{name}' of '{where}' is a symbolic link") from None
-        raise ProblemDirError(f"can't open element '{name}' of '{where}': {exc.strerror}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+            raise BadElementError(name, where, "a symbolic link, not followed") from None
+        raise BadElementError(name, where, f"can't be opened: {exc.strerror}") from None
+    problem = entry_problem(os.fstat(fd))
+    if problem:
         os.close(fd)
-        raise ProblemDirError(f"element '{name}' of '{where}' is not a regular file")
-    if st.st_nlink > 1:
-        os.close(fd)
-        raise ProblemDirError(f"element '{name}' of '{where}' has {st.st_nlink} hard links")
+        raise BadElementError(name, where, problem)
     return fd
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO",
+          stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def entry_problem(st: os.stat_result) -> str | None:
+    """Why an entry with (``lstat``) status *st* is not a readable element, ``None`` if it is."""
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "a special file")
+        return f"{kind}, not followed" if stat.S_ISLNK(st.st_mode) else f"{kind}, not a regular file"
+    if st.st_nlink > 1:
+        return f"{st.st_nlink} hard links, not one"
+    return None
+
+
+def read_bounded(fd: int, limit: int) -> tuple[int, bytes | None]:
+    """``(size, data)`` of the regular file at *fd*: *data* is its content when it has at most
+    *limit* bytes, else ``None`` (and nothing beyond *limit* + 1 bytes is read)."""
+    size = os.fstat(fd).st_size
+    if size > limit:
+        return size, None
+    chunks: list[bytes] = []
+    got = 0
+    while got <= limit:  # the file may have grown since fstat: one byte more tells
+        chunk = os.read(fd, min(limit + 1 - got, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    if got > limit:
+        return max(got, os.fstat(fd).st_size), None
+    return got, b"".join(chunks)
 
 
 def give_file(fd: int, mode: int, uid: int, gid: int) -> None:
@@ -214,18 +244,24 @@ def remove_subtree(parent_fd: int, name: str) -> None:
         os.unlink(name, dir_fd=parent_fd)
 
 
-def rmdir_retrying(path: str) -> None:
-    """``rmdir`` *path*, retried while it is not empty: a racing locker that finds no
-    ``time`` element backs off and removes its ``.lock`` (libreport ``delete_file_dir``)."""
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """True when two status results describe the same inode."""
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def rmdir_retrying(parent_fd: int, name: str, where: str) -> None:
+    """``unlinkat(parent_fd, name, AT_REMOVEDIR)``, retried while the directory is not empty:
+    a racing locker that finds no ``time`` element backs off and removes its ``.lock``
+    (libreport ``delete_file_dir``). *where* names it in errors."""
     for _ in range(RMDIR_RETRIES):
         try:
-            os.rmdir(path)
+            os.rmdir(name, dir_fd=parent_fd)
             return
         except FileNotFoundError:
             return
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EBUSY):
-                raise ProblemDirError(f"can't remove '{path}': {exc.strerror}") from None
+                raise ProblemDirError(f"can't remove '{where}': {exc.strerror}") from None
             last = exc
         time.sleep(RMDIR_WAIT)
-    raise ProblemDirError(f"can't remove '{path}': {last.strerror}")
+    raise ProblemDirError(f"can't remove '{where}': {last.strerror}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 
 from reporter import dirfs, dirlock, elements
@@ -57,10 +58,14 @@ class DumpDir(ElementIO):
     existing problem directory). :meth:`close` releases the lock.
     """
 
-    def __init__(self, path: str, fd: int, *, file_mode: int, uid: int, gid: int,
-                 readonly: bool, locked: bool, owns_lock: bool, new: bool) -> None:
+    def __init__(self, path: str, fd: int, parent_fd: int, name: str, *, file_mode: int, uid: int,
+                 gid: int, readonly: bool, locked: bool, owns_lock: bool, new: bool) -> None:
         self.path = path
         self._fd = fd
+        # The directory that held it when opened, and its name there: renaming and removal
+        # work on these, never on a path resolved again.
+        self._parent_fd = parent_fd
+        self._name = name
         self.file_mode = file_mode
         self.uid = uid
         self.gid = gid
@@ -92,12 +97,13 @@ class DumpDir(ElementIO):
         spool_fd = dirfs.open_dir(spool)
         try:
             base = spool_mkdir_new(spool_fd, name, dmode)
-            path = os.path.join(spool, base + NEW_SUFFIX)
             fd = dirfs.open_dir(base + NEW_SUFFIX, spool_fd)
-        finally:
+        except BaseException:
             os.close(spool_fd)
-        dd = cls(path, fd, file_mode=mode, uid=uid, gid=gid, readonly=False, locked=False,
-                 owns_lock=False, new=True)
+            raise
+        dd = cls(os.path.join(spool, base + NEW_SUFFIX), fd, spool_fd, base + NEW_SUFFIX,
+                 file_mode=mode, uid=uid, gid=gid, readonly=False, locked=False, owns_lock=False,
+                 new=True)
         dd._wanted_name = name
         try:
             dd._lock(wait=True, check=False, sleep=CREATE_LOCK_WAIT, timeout=None)
@@ -122,23 +128,19 @@ class DumpDir(ElementIO):
         root would otherwise ignore) is read unlocked.
         """
         path = dirfs.strip_slashes(path)
+        parent_fd, name = _open_parent(path)
         try:
-            fd = dirfs.open_dir(path)
-        except FileNotFoundError:
-            raise ProblemDirError(f"'{path}' does not exist") from None
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
-                raise ProblemDirError(f"'{path}' is a symbolic link, refusing to follow it") from None
-            if exc.errno == errno.ENOTDIR:
-                raise ProblemDirError(f"'{path}' is not a directory") from None
-            raise ProblemDirError(f"can't access '{path}': {exc.strerror}") from None
+            fd = _open_named_dir(path, parent_fd, name)
+        except BaseException:
+            os.close(parent_fd)
+            raise
         dd = None
         try:
             st = os.fstat(fd)
             # Like dd_opendir: as root, new elements get the directory's owner.
             root = os.geteuid() == 0
-            dd = cls(path, fd, file_mode=st.st_mode & 0o666, uid=st.st_uid if root else -1,
-                     gid=st.st_gid if root else -1,
+            dd = cls(path, fd, parent_fd, name, file_mode=st.st_mode & 0o666,
+                     uid=st.st_uid if root else -1, gid=st.st_gid if root else -1,
                      readonly=readonly, locked=False, owns_lock=False, new=False)
             if readonly and not st.st_mode & 0o222:
                 dd._check_unlocked()
@@ -153,8 +155,9 @@ class DumpDir(ElementIO):
             return dd
         except BaseException:
             if dd is not None:
-                dd._fd = -1  # so that __del__ does not close a reused descriptor number
+                dd._fd = dd._parent_fd = -1  # so that __del__ does not close reused descriptor numbers
             os.close(fd)
+            os.close(parent_fd)
             raise
 
     def _check_unlocked(self) -> None:
@@ -192,12 +195,17 @@ class DumpDir(ElementIO):
         self._owns_lock = False
 
     def close(self) -> None:
-        """Release the lock (if this object took it) and the directory descriptor."""
-        if self._fd < 0:
-            return
-        self._unlock()
-        os.close(self._fd)
-        self._fd = -1
+        """Release the lock (if this object took it) and the descriptors."""
+        if self._fd >= 0:
+            self._unlock()
+            os.close(self._fd)
+            self._fd = -1
+        self._close_parent()
+
+    def _close_parent(self) -> None:
+        if self._parent_fd >= 0:
+            os.close(self._parent_fd)
+            self._parent_fd = -1
 
     def __enter__(self) -> DumpDir:
         return self
@@ -206,7 +214,7 @@ class DumpDir(ElementIO):
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_fd", -1) >= 0:
+        if getattr(self, "_fd", -1) >= 0 or getattr(self, "_parent_fd", -1) >= 0:
             try:
                 self.close()
             except OSError:
@@ -264,14 +272,10 @@ class DumpDir(ElementIO):
         missing = self._invalid_element()
         if missing:
             raise ProblemDirError(f"can't commit '{self.path}': no valid '{missing}' element")
-        spool, new_name = os.path.split(self.path)
-        spool_fd = dirfs.open_dir(spool or ".")
-        try:
-            base = self._wanted_name or new_name[: -len(NEW_SUFFIX)]
-            candidate = spool_rename_new(spool_fd, new_name, base)
-        finally:
-            os.close(spool_fd)
-        self.path = os.path.join(spool, candidate)
+        base = self._wanted_name or self._name[: -len(NEW_SUFFIX)]
+        candidate = spool_rename_new(self._parent_fd, self._name, base)
+        self.path = os.path.join(os.path.dirname(self.path), candidate)
+        self._name = candidate
         self._new = False
         return self.path
 
@@ -288,8 +292,15 @@ class DumpDir(ElementIO):
 
     def _remove_tree(self) -> None:
         """libreport's ``delete_file_dir``: metadata, every entry but ``.lock``, ``.lock``,
-        then rmdir retried (a racing locker sees no ``time`` and backs off)."""
+        then rmdir retried (a racing locker sees no ``time`` and backs off).
+
+        Everything goes through descriptors: the entries through the directory's, the
+        directory itself by its name in the parent it was opened from. A directory moved
+        away from that name meanwhile is left alone (and said so).
+        """
         fd = self._fd_checked()
+        st = os.fstat(fd)
+        self._check_still_named(st, "not deleted")
         dirfs.remove_subtree(fd, META_DIR)
         if dirfs.remove_dir_contents(fd, None, skip=LOCK_NAME):
             # Ours (recursively or not): the directory is going away.
@@ -298,4 +309,56 @@ class DumpDir(ElementIO):
         self._owns_lock = False
         os.close(fd)
         self._fd = -1
-        dirfs.rmdir_retrying(self.path)
+        try:
+            self._check_still_named(st, "emptied, but the directory now under that name is not it")
+            dirfs.rmdir_retrying(self._parent_fd, self._name, self.path)
+        finally:
+            self._close_parent()
+
+    def _check_still_named(self, st: os.stat_result, outcome: str) -> None:
+        try:
+            now = os.stat(self._name, dir_fd=self._parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            now = None
+        if now is None or not dirfs.same_file(now, st):
+            raise ProblemDirError(f"'{self.path}' was moved or replaced while open: {outcome}")
+
+
+def _open_parent(path: str) -> tuple[int, str]:
+    """Descriptor of the directory that holds *path* (resolved once, following symlinks as
+    any path lookup does) and *path*'s last component."""
+    parent, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        parent, name = os.path.split(os.path.abspath(path))
+    if not name:
+        raise ProblemDirError(f"'{path}' is not a problem directory")
+    try:
+        # O_PATH: the parent needs search permission only, as a plain path lookup does.
+        return os.open(parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), name
+    except FileNotFoundError:
+        raise ProblemDirError(f"'{path}' does not exist") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            raise ProblemDirError(f"'{path}' is not a directory") from None
+        raise ProblemDirError(f"can't access '{path}': {exc.strerror}") from None
+
+
+def _open_named_dir(path: str, parent_fd: int, name: str) -> int:
+    """``O_NOFOLLOW`` descriptor of directory *name* in *parent_fd*; *path* names it in errors."""
+    try:
+        return dirfs.open_dir(name, parent_fd)
+    except FileNotFoundError:
+        raise ProblemDirError(f"'{path}' does not exist") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(name, parent_fd):
+            raise ProblemDirError(f"'{path}' is a symbolic link, refusing to follow it") from None
+        if exc.errno == errno.ENOTDIR:
+            raise ProblemDirError(f"'{path}' is not a directory") from None
+        raise ProblemDirError(f"can't access '{path}': {exc.strerror}") from None
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False

@@ -108,13 +108,54 @@ class ElementIO:
         finally:
             os.close(fd)
 
+    def load_bounded(self, name: str, limit: int) -> tuple[int, bytes | None] | None:
+        """``(size, data)`` of element *name*, through one descriptor: *data* is the content
+        when the element has at most *limit* bytes, else ``None`` and nothing is read.
+        ``None`` if the element does not exist."""
+        fd = self._open_element(name)
+        if fd is None:
+            return None
+        try:
+            return dirfs.read_bounded(fd, limit)
+        finally:
+            os.close(fd)
+
+    def entry_problems(self) -> dict[str, str]:
+        """Entries of the directory that are not readable elements, with the reason: not a
+        regular file, more than one hard link, or an invalid name (``.lock`` and
+        ``.libreport`` are the protocol's own and not listed). Nothing is opened."""
+        problems: dict[str, str] = {}
+        with os.scandir(self._fd_checked()) as it:
+            for entry in it:
+                if entry.name in elements.RESERVED_NAMES:
+                    continue
+                try:
+                    problem = dirfs.entry_problem(entry.stat(follow_symlinks=False))
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+                if problem is None and not elements.is_valid_element_name(entry.name):
+                    problem = "not a valid element name"
+                if problem is not None:
+                    problems[entry.name] = problem
+        return problems
+
     def _invalid_element(self) -> str | None:
-        """libreport ``dd_check``: name of the first of time/type that is missing or invalid."""
-        for name in ("time", "type"):
+        """libreport ``dd_check``: name of the first of time/type that is missing or invalid.
+
+        Reads are bounded: a number has at most 24 bytes, and ``type`` is judged on its first
+        4 KiB, as :func:`reporter.spool.dir_is_valid` does.
+        """
+        for name, limit in (("time", elements.MAX_NUMBER_FILE_BYTES + 1), ("type", elements.TYPE_PROBE_SIZE)):
             try:
-                data = self.load_bytes(name)
+                fd = self._open_element(name)
             except ProblemDirError:
                 return name
+            if fd is None:
+                return name
+            try:
+                data = os.read(fd, limit)
+            finally:
+                os.close(fd)
             if name == "time" and elements.parse_number(data) is None:
                 return name
             if name == "type" and not (data and elements.load_text(data)):

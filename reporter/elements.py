@@ -23,6 +23,8 @@ MAX_NAME_BYTES = 64
 # that fills it, so 25 bytes or more is "too long to be a valid unix time stamp".
 MAX_NUMBER_FILE_BYTES = 24
 MAX_TIME_T = (1 << 63) - 1
+# A directory's ``type`` is judged non-empty on this many leading bytes (they are never long).
+TYPE_PROBE_SIZE = 4096
 
 # problem_data's text probe: at most 8 MiB of text, decide on the first 4 KiB.
 MAX_TEXT_SIZE = 8 * 1024 * 1024

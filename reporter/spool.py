@@ -86,7 +86,7 @@ def dir_is_valid(fd: int) -> bool:
     data = read_regular_at(fd, "time", elements.MAX_NUMBER_FILE_BYTES + 1)
     if data is None or elements.parse_number(data) is None:
         return False
-    data = read_regular_at(fd, "type", 4096)
+    data = read_regular_at(fd, "type", elements.TYPE_PROBE_SIZE)
     return data is not None and bool(elements.load_text(data))
 
 

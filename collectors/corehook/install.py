@@ -14,7 +14,7 @@
 * ``saved_core_pattern`` / ``saved_core_pipe_limit`` — what was there before (not overwritten
   when our pattern is already installed), restored by ``uninstall``.
 
-The pattern is ``|<state>/crashkit-hook %P %p %i %I %u %g %s %t %c %h %d %e``
+The pattern is ``|<state>/crashkit-hook %P %p %i %I %u %g %s %t %c %d %h %e``
 (docs/hook.md; :mod:`collectors.corehook.args`).
 """
 

@@ -53,7 +53,8 @@ def test_list_json(spool: Path, fixtures_dir: Path) -> None:
     assert [r["directory"] for r in rows] == [str(spool / n) for n in sorted(FIXTURE_DIRS)]
     for row in rows:
         assert set(row) == {"directory", "time", "last_occurrence", "type", "executable", "reason", "count",
-                            "reported"}
+                            "reported", "problems"}
+        assert row["problems"] == {}  # real ABRT/libreport directories are sound
         src = fixtures_dir / FIXTURE_DIRS[Path(row["directory"]).name]
         assert row["time"] == int((src / "time").read_text())
         assert row["type"] == (src / "type").read_text().strip()
@@ -114,6 +115,7 @@ def test_info_json(spool: Path, fixtures_dir: Path) -> None:
     names = {p.name for p in src.iterdir() if p.is_file()}
     assert set(info["elements"]) | set(info["binary"]) == names
     assert info["binary"] == {}  # every element of this directory is text (coredump is empty)
+    assert info["problems"] == {}
     assert info["elements"]["reason"] == "reporter-mantisbt killed by SIGSEGV"
     assert info["elements"]["core_backtrace"] == (src / "core_backtrace").read_text()
     assert info["elements"]["runlevel"] == "N 5"

@@ -39,7 +39,7 @@ def sleeper(programs):  # type: ignore[no-untyped-def]
 
 def hook_argv(pid: int, signo: int = 11, core_limit: str = "18446744073709551615") -> list[str]:
     return [str(pid), str(pid), str(pid), str(pid), "0", "0", str(signo), str(int(time.time())),
-            core_limit, os.uname().nodename, "1", "crasher-pie"]
+            core_limit, "1", os.uname().nodename, "crasher-pie"]
 
 
 def test_garbage_stdin_still_records_the_process(hook, sleeper):  # type: ignore[no-untyped-def]

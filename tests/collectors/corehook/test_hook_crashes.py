@@ -227,7 +227,7 @@ def test_the_hooks_own_crash_does_not_recurse(hook, crasher):  # type: ignore[no
             r, w = os.pipe()
             victim = subprocess.Popen([str(hook.launcher), str(sleeper.pid), str(sleeper.pid),
                                        str(sleeper.pid), str(sleeper.pid), "0", "0", "11",
-                                       str(int(time.time())), "0", "h", "1", "crasher"],
+                                       str(int(time.time())), "0", "1", "h", "crasher"],
                                       stdin=r, env={})
             os.close(r)
             time.sleep(1.0)  # let it reach the blocking read of the core

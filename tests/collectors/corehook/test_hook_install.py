@@ -40,7 +40,7 @@ def _round_trip(base: Path, state: Path, spool: Path) -> None:
         assert r.returncode == 0, r.stderr
         installed = json.loads(r.stdout)
         launcher = state / "crashkit-hook"
-        assert CORE_PATTERN.read_text().strip() == f"|{launcher} %P %p %i %I %u %g %s %t %c %h %d %e"
+        assert CORE_PATTERN.read_text().strip() == f"|{launcher} %P %p %i %I %u %g %s %t %c %d %h %e"
         assert installed["previous_core_pattern"] == "core.%p.ck-test"
         assert CORE_PIPE_LIMIT.read_text().strip() == "16"
         assert launcher.read_text().startswith("#!") and spool.is_dir()

@@ -72,7 +72,7 @@ def test_simultaneous_hooks_of_one_crash_commit_one_directory(hook, programs, co
         assert sleeper.stdout is not None and b"ready" in sleeper.stdout.readline()
         pid = str(sleeper.pid)
         argv = [pid, pid, pid, pid, "0", "0", "11", str(int(time.time())), "18446744073709551615",
-                "h", "1", "crasher-pie"]
+                "1", "h", "crasher-pie"]
         procs = [subprocess.Popen([str(hook.launcher), *argv], stdin=subprocess.PIPE, env={})
                  for _ in range(8)]
         for proc in procs:  # every hook is started (and past its imports) before any gets a core

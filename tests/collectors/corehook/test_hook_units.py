@@ -12,7 +12,7 @@ from collectors.corehook import config as config_mod
 from collectors.corehook import container, dedup, limits, procsnap
 from collectors.errors import HookError
 
-GOOD = ["4242", "7", "7", "4243", "1000", "1000", "11", "1700000000", "0", "host", "1", "crasher"]
+GOOD = ["4242", "7", "7", "4243", "1000", "1000", "11", "1700000000", "0", "1", "host", "crasher"]
 
 
 def test_parse_args_all_fields():
@@ -23,7 +23,7 @@ def test_parse_args_all_fields():
 
 
 def test_parse_args_unlimited_core_comm_with_spaces_and_config():
-    a = args_mod.parse_args(["--config=/x/hook.toml", *GOOD[:8], "18446744073709551615", "h", "2",
+    a = args_mod.parse_args(["--config=/x/hook.toml", *GOOD[:8], "18446744073709551615", "2", "h",
                              "Web", "Content"])
     assert a.core_limit is None and a.comm == "Web Content" and a.config == "/x/hook.toml"
     assert a.dumpable == 2
