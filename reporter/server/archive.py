@@ -156,7 +156,7 @@ def validate(raw: BinaryIO, limits: ArchiveLimits, *, name: str | None = None) -
                                  ratio_floor=limits.ratio_floor)
     try:
         tar = tarfile.open(fileobj=reader, mode="r|", tarinfo=_StrictTarInfo)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise RejectedInput(f"not a tar archive inside the {fmt} stream: {exc}") from None
     found = _read_members(tar, limits)
     while reader.read(READ_CHUNK):  # the tar end marker is not the stream end: check the rest
@@ -193,7 +193,7 @@ def _read_members(tar: tarfile.TarFile, limits: ArchiveLimits) -> list[Element]:
             found.append(element)
     except tarfile.TarError as exc:
         raise RejectedInput(f"broken tar archive: {exc}") from None
-    except (EOFError, OSError) as exc:
+    except (EOFError, OSError, ValueError) as exc:  # tarfile's own checks leak these on garbage headers
         raise RejectedInput(f"broken tar archive: {exc or 'unexpected end of data'}") from None
     return found
 

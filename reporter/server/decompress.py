@@ -124,15 +124,21 @@ class DecompressingReader(io.RawIOBase):
             self._emit(data)
             return
         d = self._d
-        if self.fmt == "zstd":
-            self._emit(d.decompress(self._input()))
-        elif self.fmt == "gzip":
-            self._emit(d.decompress(self._input(), STEP))
-            self._pending = d.unconsumed_tail
-        elif d.needs_input:  # xz, bzip2: they buffer input themselves
-            self._emit(d.decompress(self._input(), STEP))
-        else:
-            self._emit(d.decompress(b"", STEP))
+        try:
+            if self.fmt == "zstd":
+                data = d.decompress(self._input())
+            elif self.fmt == "gzip":
+                data = d.decompress(self._input(), STEP)
+                self._pending = d.unconsumed_tail
+            elif d.needs_input:  # xz, bzip2: they buffer input themselves
+                data = d.decompress(self._input(), STEP)
+            else:
+                data = d.decompress(b"", STEP)
+        except RejectedInput:
+            raise
+        except Exception as exc:  # zlib.error, LZMAError, OSError (bz2), ZstdError, EOFError
+            raise RejectedInput(f"corrupt {self.fmt} stream: {exc}") from None
+        self._emit(data)
         if d.eof:
             self._member_end()
 
