@@ -174,7 +174,8 @@ def _child_main(job: Callable[[], dict[str, object]], prepare: Callable[[], None
 
 def _collect(rfd: int, deadline: float) -> tuple[bytes, bool]:
     """Read the child's reply until EOF, the deadline or the size cap; (data, cut short)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([rfd], [], [], left)[0]:
