@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "collectors.corehook.cli",
     "coripper.backtrace_cli",
     "collectors.oops.cli",
+    "collectors.state.cli",
     "reporter.server.cli",
 )
 

@@ -11,3 +11,7 @@ class HookError(CollectorError):
 
 class OopsError(CollectorError):
     """A kernel log source could not be read or parsed."""
+
+
+class StateError(CollectorError):
+    """A container/VM state source failed (bad tool output, unusable socket, bad --root)."""

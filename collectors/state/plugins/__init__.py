@@ -1,0 +1,1 @@
+"""One state plugin per technology (registered in :mod:`collectors.state.registry`)."""
