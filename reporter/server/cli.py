@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--rate-limit", type=float, default=None, metavar="N",
                    help="requests per second per token (default 50; 0 = unlimited)")
+    p.add_argument("--rate-burst", type=int, default=None, metavar="N",
+                   help="requests a token may send at once before the rate applies (default 200)")
     p.add_argument("--max-upload-size", type=int, default=None, metavar="BYTES", help="largest request body")
     p.add_argument("--keep-first", type=int, default=None, metavar="N", help="reports kept per bucket, oldest")
     p.add_argument("--keep-last", type=int, default=None, metavar="N", help="reports kept per bucket, newest")

@@ -16,7 +16,8 @@ log = logging.getLogger("crashkit.serve")
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """A :class:`ServerConfig` from ``crashkit serve`` options."""
     limits, retention = Limits(), Retention()
-    lim_changes = {k: v for k, v in (("rate_per_token", args.rate_limit), ("max_upload_bytes", args.max_upload_size))
+    lim_changes = {k: v for k, v in (("rate_per_token", args.rate_limit), ("rate_burst", args.rate_burst),
+                                             ("max_upload_bytes", args.max_upload_size))
                    if v is not None}
     ret_changes = {k: v for k, v in (("keep_first", args.keep_first), ("keep_last", args.keep_last),
                                      ("max_age_days", args.max_age_days), ("max_total_bytes", args.max_total_size),
