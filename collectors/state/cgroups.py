@@ -100,6 +100,11 @@ class Hierarchies:
     v1: dict[str, str] = field(default_factory=dict)
 
 
+#: cgroup v1 controllers (the other super options of a cgroup mount are flags).
+V1_CONTROLLERS = frozenset("""cpu cpuacct memory pids blkio cpuset devices freezer net_cls
+    net_prio perf_event hugetlb rdma misc""".split())
+
+
 def hierarchies_from_mountinfo(text: str) -> Hierarchies:
     """The cgroup mounts of a mount table (the first mount of each hierarchy wins)."""
     v2, v1 = None, {}
@@ -108,7 +113,7 @@ def hierarchies_from_mountinfo(text: str) -> Hierarchies:
             v2 = m.mount_point
         elif m.fstype == "cgroup":
             for opt in m.super_options.split(","):
-                if opt in ("rw", "ro") or opt.startswith("name=") or opt in v1:
+                if opt not in V1_CONTROLLERS or opt in v1:
                     continue
                 v1[opt] = m.mount_point
     return Hierarchies(v2, v1)
@@ -152,8 +157,10 @@ class CgroupReader:
     def for_lines(self, lines: list[CgroupLine]) -> Resources:
         """Resources of the cgroups in *lines* (a process's ``/proc/PID/cgroup``)."""
         errors: dict[str, str] = {}
-        v2_path = next((ln.path for ln in lines if ln.hierarchy == 0 and not ln.controllers), None)
-        v1_paths = {c: ln.path for ln in lines if ln.controllers for c in ln.controllers}
+        # the root cgroup has no limits and its usage is the whole host's: not an instance's
+        v2_path = next((ln.path for ln in lines if ln.hierarchy == 0 and not ln.controllers
+                        and ln.path != "/"), None)
+        v1_paths = {c: ln.path for ln in lines if ln.controllers and ln.path != "/" for c in ln.controllers}
         values: dict[str, object] = {}
         used_v2 = used_v1 = False
         if self.hier.v2 and v2_path is not None:
@@ -173,7 +180,7 @@ class CgroupReader:
         used_v1 = self._v1(v1_paths, values, errors)
         source = "cgroup v2" if used_v2 and not used_v1 else "cgroup v1" if used_v1 and not used_v2 \
             else "cgroup v1+v2" if used_v1 else None
-        cgroup = v2_path if v2_path not in (None, "/") else next(iter(v1_paths.values()), v2_path)
+        cgroup = v2_path or next(iter(v1_paths.values()), None)
         return Resources(values.get("cpu_limit"), values.get("cpu_usage"),  # type: ignore[arg-type]
                          values.get("memory_limit"), values.get("memory_usage"),  # type: ignore[arg-type]
                          source, cgroup, errors)

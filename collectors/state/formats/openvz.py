@@ -69,7 +69,8 @@ def parse_beancounters(text: str) -> dict[str, dict[str, dict[str, int]]]:
             current = out.setdefault(head.strip(), {})
             line = rest
         fields = line.split()
-        if current is None or len(fields) != 6 or fields[0] in ("uid", "resource"):
+        # "dummy" rows are the kernel's placeholders for retired counters
+        if current is None or len(fields) != 6 or fields[0] in ("uid", "resource", "dummy"):
             continue
         try:
             values = [int(v) for v in fields[1:]]

@@ -11,6 +11,7 @@ from collectors.errors import StateError
 from collectors.state.base import Context, StatePlugin
 from collectors.state.formats.oci import loads
 from collectors.state.model import Disk, Instance, Resources
+from collectors.state.procs import Proc
 from collectors.state.signals import nspawn_directory, nspawn_machine_name
 
 IMAGES = "/var/lib/machines"
@@ -49,11 +50,15 @@ class Nspawn(StatePlugin):
 
     def _supervisors(self, ctx: Context) -> list[tuple[str, int, int | None, str | None]]:
         """(machine, supervisor pid, init pid, directory) of running ``systemd-nspawn``."""
+        def is_nspawn(proc: Proc) -> bool:
+            exe = os.path.basename((proc.exe or "").split(" (")[0])
+            return exe == "systemd-nspawn" or os.path.basename(proc.argv[0] if proc.argv else "") == "systemd-nspawn"
+
         out = []
         for proc in ctx.procs.all():
-            exe = os.path.basename((proc.exe or "").split(" (")[0])
-            if exe != "systemd-nspawn" and os.path.basename(proc.argv[0] if proc.argv else "") != "systemd-nspawn":
-                continue
+            parent = ctx.procs.by_pid(proc.ppid) if proc.ppid else None
+            if not is_nspawn(proc) or (parent is not None and is_nspawn(parent)):
+                continue  # (nspawn's own child, before it execs the container's init)
             argv = list(proc.argv)
             name = nspawn_machine_name(argv)
             if not name:
