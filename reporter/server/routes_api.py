@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import text
 
 from reporter.server import storage
@@ -90,7 +90,8 @@ def get_report(request: Request, report_id: int) -> dict[str, Any]:
 
 
 @router.get("/api/v1/reports/{report_id}/bundle", responses={**READ_ERRORS, 200: {
-    "content": {"application/octet-stream": {}}, "description": "the archive or uReport as received"}},
+    "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in sorted(set(MEDIA.values()))},
+    "description": "the archive or uReport as received"}},
     response_class=StreamingResponse, summary="Download a report's archive")
 def get_bundle(request: Request, report_id: int) -> Response:
     """The archive (or uReport JSON) exactly as it was received."""
@@ -114,11 +115,7 @@ def healthz(request: Request) -> Response:
         with st.reader.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not healthy"
-        from fastapi.responses import JSONResponse
-
         return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
-    from fastapi.responses import JSONResponse
-
     return JSONResponse({"status": "ok", "database": "ok"})
 
 

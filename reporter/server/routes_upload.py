@@ -14,6 +14,7 @@ field) makes a retried delivery one report even when the bytes differ.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,6 +27,7 @@ from reporter.server.errors import NotFound, RejectedInput
 from reporter.server.ingest import Accepted, check_client_id
 from reporter.server.models import Error, FafAttachReply, FafReply, UploadResult
 from reporter.server.storage import add_attachment, bucket_for_bthash
+from reporter.server.ureport import parse_attachment
 from reporter.server.uploads import Form, Spooled, parse_form, spool_body
 
 router = APIRouter()
@@ -90,6 +92,13 @@ async def upload_named(request: Request, name: str) -> Response:
     client_id = _client_id(request)
     body = await spool_body(request.stream(), st.config.tmp_dir, st.config.limits.max_upload_bytes)
     return await _ingest(request, body, name, token, client_id, "upload")
+
+
+@router.api_route("/upload/{name}", methods=["GET", "HEAD", "DELETE", "PATCH", "OPTIONS"], include_in_schema=False)
+def upload_other_methods(name: str) -> Response:
+    """405 naming both upload methods (two routes would each claim only their own)."""
+    return JSONResponse({"error": "method not allowed; use PUT or POST"}, status_code=405,
+                        headers={"Allow": "POST, PUT"})
 
 
 @router.post("/upload/", status_code=201, response_model=UploadResult, responses=ERRORS,
@@ -163,11 +172,7 @@ async def faf_attach(request: Request) -> Response:
         data = part.read_bytes()
     finally:
         form.discard()
-    from reporter.server.ureport import parse_attachment
-
     bthash, kind, value = parse_attachment(data, max_bytes=limit)
-    import time
-
     await run_in_threadpool(add_attachment, st.writer, bthash, kind, value, time.time(), token)
     return JSONResponse({"result": True}, status_code=202)
 

@@ -80,10 +80,10 @@ def test_two_workers_one_database_one_blob_store(db_url: str, s3: dict[str, str]
             pair: list[httpx.Response] = []
 
             def send(url: str, archive: bytes = archive, barrier: threading.Barrier = barrier,
-                     pair: list[httpx.Response] = pair) -> None:
+                     pair: list[httpx.Response] = pair, rid: str = f"race-{prefix}-{i}") -> None:
                 with httpx.Client(timeout=60) as c:
                     barrier.wait()
-                    pair.append(upload(c, url, archive, token=TOKEN, report_id=f"race-{prefix}-{i}"))
+                    pair.append(upload(c, url, archive, token=TOKEN, report_id=rid))
 
             threads = [threading.Thread(target=send, args=(s.url,)) for s in servers]
             for t in threads:
