@@ -80,6 +80,17 @@ def cgroup_dir(kind: str, relative: str) -> Iterator[Path]:
     try:
         yield target
     finally:
+        # processes still in it (children of the test's own processes) go back to the root
+        for d in reversed(created):
+            try:
+                pids = (d / "cgroup.procs").read_text().split()
+            except OSError:
+                pids = []
+            for pid in pids:
+                try:
+                    (base / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass
         for d in reversed(created):
             for _ in range(50):
                 try:
