@@ -35,23 +35,27 @@ class KernelFrame:
         }
 
 
+# Every quantifier below that is followed by something it cannot match is possessive
+# (``*+``, ``++``): with plain ones, "<IRQ>" plus 4000 blanks made FRAME_RE try every way
+# of sharing the blanks between its five ``\s*`` and took a second per line
+# (tests/security/test_oops_redos.py tries every regex of the package this way).
 # Context switch markers that can precede a frame on the same line.
-_CTX = r"(?:<(?:/?(?:IRQ|NMI|TASK|SOFTIRQ|EOI|MCE)|<EOE>>?|#DF|#MC|EOE)>\s*)*"
-_FUNC = r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)/0x(?P<size>[0-9a-fA-F]+)"
-_MOD = r"(?:\s+\[(?P<mod>[\w-]+)(?: [0-9a-f]+)?\])?"
+_CTX = r"(?:<(?:/?(?:IRQ|NMI|TASK|SOFTIRQ|EOI|MCE)|<EOE>>?|#DF|#MC|EOE)>\s*+)*+"
+_FUNC = r"(?P<func>[A-Za-z_.$][\w.$]*+)\+0x(?P<off>[0-9a-fA-F]++)/0x(?P<size>[0-9a-fA-F]++)"
+_MOD = r"(?:\s++\[(?P<mod>[\w-]++)(?: [0-9a-f]++)?\])?"
 FRAME_RE = re.compile(
-    r"^\s*" + _CTX + r"\(?\s*(?:\[<?(?P<addr>[0-9a-fA-F]{4,16})>?\]\s*)?"
-    r"(?:\[(?P<ip>[0-9a-fA-F]{4,16})\]\s*)?(?P<q>\?\s+)?\(?" + _FUNC + r"\)?" + _MOD
+    r"^\s*+" + _CTX + r"\(?\s*+(?:\[<?(?P<addr>[0-9a-fA-F]{4,16}+)>?\]\s*+)?"
+    r"(?:\[(?P<ip>[0-9a-fA-F]{4,16}+)\]\s*+)?(?P<q>\?\s++)?\(?" + _FUNC + r"\)?" + _MOD
     + r"(?P<rest>.*)$"
 )
 # arm: "[<c0014318>] (dump_backtrace_log_lvl) from [<c001457c>] (show_stack+0x24/0x2c)"
 ARM_RE = re.compile(
-    r"^\s*\[<(?P<addr>[0-9a-f]+)>\]\s+\((?P<func>[A-Za-z_.$][\w.$]*)(?:\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+))?"
-    r"(?:\s+\[(?P<mod>[\w-]+)\])?\)\s+from\s"
+    r"^\s*+\[<(?P<addr>[0-9a-f]++)>\]\s++\((?P<func>[A-Za-z_.$][\w.$]*+)(?:\+0x(?P<off>[0-9a-f]++)/0x(?P<size>[0-9a-f]++))?"
+    r"(?:\s++\[(?P<mod>[\w-]++)\])?\)\s++from\s"
 )
-ADDR_ONLY_RE = re.compile(r"^\s*" + _CTX + r"\(?\[<?(?P<addr>[0-9a-fA-F]{4,16})>?\]\s+(?:\[[0-9a-fA-F]{4,16}\]\s+)?(?:\?\s+)?"
-                          r"0x(?P<a2>[0-9a-fA-F]+)\s*(?:\(unreliable\))?\s*$")
-INLINE_RE = re.compile(r"^\s*(?P<func>[A-Za-z_][\w.$]*) [\w./-]+:\d+(?::\d+)? \[inline\]\s*$")
+ADDR_ONLY_RE = re.compile(r"^\s*+" + _CTX + r"\(?\[<?(?P<addr>[0-9a-fA-F]{4,16}+)>?\]\s++(?:\[[0-9a-fA-F]{4,16}+\]\s++)?(?:\?\s++)?"
+                          r"0x(?P<a2>[0-9a-fA-F]++)\s*+(?:\(unreliable\))?\s*+$")
+INLINE_RE = re.compile(r"^\s*+(?P<func>[A-Za-z_][\w.$]*+) [\w./-]++:\d++(?::\d++)? \[inline\]\s*+$")
 
 
 def parse_frame(text: str) -> KernelFrame | None:
@@ -83,23 +87,23 @@ def parse_frame(text: str) -> KernelFrame | None:
 # Instruction-pointer lines: where the CPU was when the report was made.
 _IP_RES = [
     # x86_64 old: "RIP: 0010:[<ffffffff8110cd32>]  [<ffffffff8110cd32>] func+0x/0x [mod]"
-    re.compile(r"^\s*RIP: [0-9a-f]{4}:\[<[0-9a-f]+>\]\s+\[<(?P<addr>[0-9a-f]+)>\]\s+(?P<q>\?\s+)?" + _FUNC + _MOD),
+    re.compile(r"^\s*+RIP: [0-9a-f]{4}:\[<[0-9a-f]++>\]\s++\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
     # x86_64 new: "RIP: 0010:func+0x/0x [mod]"
-    re.compile(r"^\s*RIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
+    re.compile(r"^\s*+RIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
     # i386: "EIP: [<f88dec25>] func+0x/0x [mod] SS:ESP", "EIP is at func+0x/0x [mod]", "IP: [<>] :mod:func"
-    re.compile(r"^\s*EIP: (?:[0-9a-f]{4}:)?\[<(?P<addr>[0-9a-f]+)>\]\s+(?P<q>\?\s+)?" + _FUNC + _MOD),
-    re.compile(r"^\s*[ER]?IP is at (?P<q>)" + _FUNC + _MOD),
-    re.compile(r"^\s*IP: \[<(?P<addr>[0-9a-f]+)>\]\s+(?P<q>\?\s+)?(?::[\w-]+:)?" + _FUNC + _MOD),
-    re.compile(r"^\s*EIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
+    re.compile(r"^\s*+EIP: (?:[0-9a-f]{4}:)?\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
+    re.compile(r"^\s*+[ER]?IP is at (?P<q>)" + _FUNC + _MOD),
+    re.compile(r"^\s*+IP: \[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?(?::[\w-]++:)?" + _FUNC + _MOD),
+    re.compile(r"^\s*+EIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
     # arm/arm64: "PC is at func+0x/0x [mod]", "pc : func+0x/0x [mod]", "pc : [<addr>] ... "
-    re.compile(r"^\s*PC is at (?P<q>)" + _FUNC + _MOD),
-    re.compile(r"^\s*pc : (?:\[<(?P<addr>[0-9a-f]+)>\]\s+)?(?P<q>)" + _FUNC + _MOD),
+    re.compile(r"^\s*+PC is at (?P<q>)" + _FUNC + _MOD),
+    re.compile(r"^\s*+pc : (?:\[<(?P<addr>[0-9a-f]++)>\]\s++)?(?P<q>)" + _FUNC + _MOD),
     # powerpc: "NIP [c0000000000b2b18] func+0x/0x [mod]"
-    re.compile(r"^\s*NIP \[(?P<addr>[0-9a-f]+)\] (?P<q>)\.?" + _FUNC + _MOD),
+    re.compile(r"^\s*+NIP \[(?P<addr>[0-9a-f]++)\] (?P<q>)\.?" + _FUNC + _MOD),
     # s390: "Krnl PSW : 0704c00180000000 000000000043d4b2 (func+0x2a/0x1b4)"
-    re.compile(r"^\s*Krnl PSW : [0-9a-f]+ (?P<addr>[0-9a-f]+) \((?P<q>)" + _FUNC + _MOD + r"\)"),
+    re.compile(r"^\s*+Krnl PSW : [0-9a-f]++ (?P<addr>[0-9a-f]++) \((?P<q>)" + _FUNC + _MOD + r"\)"),
     # x86_64 old trailer: "RIP  [<ffffffffa006c13c>] func+0x/0x [mod]"
-    re.compile(r"^\s*RIP\s+\[<(?P<addr>[0-9a-f]+)>\]\s+(?P<q>\?\s+)?" + _FUNC + _MOD),
+    re.compile(r"^\s*+RIP\s++\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
 ]
 
 

@@ -37,9 +37,9 @@ class Marker(NamedTuple):
 
 
 # Lines that user-space traps print; they are not kernel reports (arch/x86/kernel/traps.c).
-_USER_TRAP = re.compile(r"traps: \S+\[\d+\] |segfault at |DEBUG:")
+_USER_TRAP = re.compile(r"traps: \S+\[\d++\] |segfault at |DEBUG:")
 
-_DIE_CODE = r": [0-9a-f]{1,8} \[#\d+\]"
+_DIE_CODE = r": [0-9a-f]{1,8} \[#\d++\]"
 _DIE_NAMES = (
     r"general protection fault|invalid opcode|divide error|double fault|stack segment|bounds"
     r"|coprocessor segment overrun|invalid TSS|segment not present|alignment check"
@@ -55,17 +55,19 @@ _LOCKDEP = (
     r"|Nested lock was not taken|chain_key collision|lockdep bfs error"
 )
 
-# (regex, kind, weak, die); first match wins, so specific patterns come first.
+# (regex, kind, weak, die); first match wins, so specific patterns come first. A ".*X" after
+# a literal starts at the literal's first occurrence only ("^(?>.*?LIT)"): if X is not after
+# the first one it is after none, and search() from every occurrence would be quadratic.
 _TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
     (re.compile(r"Kernel panic - not syncing: (stack-protector: Kernel stack is corrupted in: ?(.*))"), "stack-protector", False, False),
-    (re.compile(r"Kernel panic - not syncing: ((?i:.*machine check.*))"), "mce", False, False),
+    (re.compile(r"^(?>.*?Kernel panic - not syncing: )((?i:.*?machine check.*))"), "mce", False, False),
     (re.compile(r"Kernel panic - not syncing: ?(.*)"), "panic", False, False),
-    (re.compile(r"BUG: KASAN: ([\w-]+)"), "kasan", False, False),
-    (re.compile(r"KASAN: ([\w-]+) in range"), "kasan", True, False),
-    (re.compile(r"BUG: KMSAN: ([\w-]+)"), "kmsan", False, False),
-    (re.compile(r"BUG: KCSAN: ([\w-]+)"), "kcsan", False, False),
-    (re.compile(r"BUG: KFENCE: ([\w-]+(?: (?:read|write))?)"), "kfence", False, False),
-    (re.compile(r"UBSAN: ([\w-]+(?: behaviour)?) in "), "ubsan", False, False),
+    (re.compile(r"BUG: KASAN: ([\w-]++)"), "kasan", False, False),
+    (re.compile(r"KASAN: ([\w-]++) in range"), "kasan", True, False),
+    (re.compile(r"BUG: KMSAN: ([\w-]++)"), "kmsan", False, False),
+    (re.compile(r"BUG: KCSAN: ([\w-]++)"), "kcsan", False, False),
+    (re.compile(r"BUG: KFENCE: ([\w-]++(?: (?:read|write))?)"), "kfence", False, False),
+    (re.compile(r"UBSAN: ([\w-]++(?: behaviour)?) in "), "ubsan", False, False),
     (re.compile(r"BUG: (?:unable to handle )?[Kk]ernel NULL pointer dereference"), "null-ptr-deref", False, False),
     # powerpc (arch/powerpc/mm/fault.c bad_kernel_fault / __bad_page_fault)
     (re.compile(r"BUG: Unable to handle kernel (?:data access|instruction fetch)"), "paging-request", False, False),
@@ -80,7 +82,7 @@ _TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
     (re.compile(r"BUG: scheduling while atomic"), "scheduling-while-atomic", False, False),
     (re.compile(r"BUG: Bad (?:page state|page map|rss-counter state)"), "bad-page", False, False),
     (re.compile(r"INFO: task .{1,64} blocked for more than"), "hung-task", False, False),
-    (re.compile(r"INFO: rcu_\w+ (?:self-)?detected (?:stall|expedited stall)"), "rcu-stall", False, False),
+    (re.compile(r"INFO: rcu_\w++ (?:self-)?detected (?:stall|expedited stall)"), "rcu-stall", False, False),
     (re.compile(r"(?:INFO|WARNING): (" + _LOCKDEP + r")"), "lockdep", False, False),
     (re.compile(r"\[ INFO: (" + _LOCKDEP + r")\.? \]"), "lockdep", False, False),
     (re.compile(r"(list_(?:add|del) corruption)"), "list-corruption", False, False),
@@ -90,8 +92,8 @@ _TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
     (re.compile(r"^(?:Oops: )?invalid opcode" + _DIE_CODE), "invalid-opcode", False, True),
     (re.compile(r"general protection fault"), "gpf", False, False),
     (re.compile(r"^(?:Oops: )?(?:" + _DIE_NAMES + r")" + _DIE_CODE), "oops", False, True),
-    (re.compile(r"(?:^|Internal error: )Oops\b.*\[#\d+\]"), "oops", False, True),
-    (re.compile(r"Internal error: (.*)\[#\d+\]"), "oops", False, True),
+    (re.compile(r"^Oops\b.*\[#\d++\]|^(?>.*?Internal error: Oops\b).*\[#\d++\]"), "oops", False, True),
+    (re.compile(r"^(?>.*?Internal error: )(.*)\[#\d++\]"), "oops", False, True),
     (re.compile(r"[Kk]ernel BUG at"), "bug", False, False),
     (re.compile(r"WARNING: (?:at |CPU: )"), "warning", False, False),
     (re.compile(r"^Badness at "), "warning", False, False),

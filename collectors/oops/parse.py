@@ -36,18 +36,23 @@ PANIC_JOIN_WINDOW = 40  # lines after a report within which a "Kernel panic" sti
 _PANIC_CONSEQUENCE = re.compile(
     r"Fatal exception|panic_on_warn|panic_on_oops|Attempted to kill (?:init|the idle task)"
     r"|Aiee, killing interrupt handler|hung_task: blocked tasks|softlockup: hung tasks|[Hh]ard LOCKUP"
-    r"|(?i:machine check)|Fatal hardware error|RCU Stall|rcu_.*stall|Out of memory|System is deadlocked on memory"
+    r"|(?i:machine check)|Fatal hardware error|RCU Stall|rcu_(?:(?!rcu_).)*?stall|Out of memory"
+    r"|System is deadlocked on memory"
     r"|Oops|Fatal trap|Fatal exception in interrupt"
 )
 
 
 # ---------------------------------------------------------------------------------------
-# Line predicates used while a report is open.
+# Line predicates used while a report is open. Every regex of this package stays linear in
+# the line's length (tests/security/test_oops_redos.py): quantifiers followed by something
+# they cannot match are possessive, a ".*X" after a literal is searched from the literal's
+# first occurrence only ("^(?>.*?LIT)"), and a scan never runs into the next place the
+# pattern could start ("rcu_(?:(?!rcu_).)*?stall", "[^()]" instead of "[^)]").
 
-_ABRT_TRACE_START = re.compile(r"^\(?\[<[0-9a-f]+>\].*\+0x.*/0x")
-_EQUALS_END = re.compile(r"^={20,}\s*$")
-_END_TRACE = re.compile(r"^-+\[ end trace")
-_END_PANIC = re.compile(r"^-+\[ end (?:Kernel panic|trace)? ?.*Kernel panic")
+_ABRT_TRACE_START = re.compile(r"^\(?\[<[0-9a-f]++>\](?>.*?\+0x).*/0x")
+_EQUALS_END = re.compile(r"^={20,}+\s*+$")
+_END_TRACE = re.compile(r"^-++\[ end trace")
+_END_PANIC = re.compile(r"^-++\[ end (?:Kernel panic|trace)? ?.*Kernel panic")
 _CONT_PREFIX = re.compile(
     r"^(?:<(?:/?(?:IRQ|NMI|TASK|SOFTIRQ|EOI|MCE)|<EOE>>?|#DF|#MC|EOE)>"
     r"|Code: |RIP: |RIP |EIP: |RSP: |RSP <|ESP: |Last Breaking-Event-Address:|Modules linked in:"
@@ -58,27 +63,29 @@ _CONT_PREFIX = re.compile(
     r"|Shutting down cpus|SMP: stopping|---\[ end|\[[0-9a-f]{8,16}\] )"
 )
 _CONT_ANY = re.compile(r"Comm:|Hardware name:|--- Exception|LR =|<IRQ>|<EOI>|<NMI>|<<EOE>>|<#DF>")
-_REGS = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]{0,8}\s?:\s*[<(]?[0-9a-fA-F]{2,}|r\d{1,2}:[0-9a-f]{8}|[a-z]{1,3}\d{0,2}\s*: [0-9a-f]{8,})")
+_REGS = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]{0,8}\s?:\s*+[<(]?[0-9a-fA-F]{2,}|r\d{1,2}:[0-9a-f]{8}"
+                   r"|[a-z]{1,3}\d{0,2}\s*+: [0-9a-f]{8,})")
 # Words of hex (at least 2 digits, a <..> or (..) marks the faulting byte), as in stack and
 # code dumps. Possessive quantifiers keep it linear: "(?:[<(]?[0-9a-f]{2,16}[>)]?\s*)+$"
 # backtracked exponentially on a long dump line with one stray character at its end.
 _HEX_WORD = r"(?:[<(]?[0-9a-fA-F]{2,}+[>)]?)++"
 _HEX_DUMP = re.compile(rf"^{_HEX_WORD}(?:\s++{_HEX_WORD})*+\s*+$")
 _AFTER_END = re.compile(
-    r"^(?:RIP|EIP|RSP|ESP|Code|CR2|FS|CS|DR\d|PKRU|R[A-Z0-9]{1,3}|pc|lr|sp|x\d+)\s?:"
-    r"|^Kernel panic - not syncing|^Kernel Offset:|^-+\[ end Kernel panic|^Rebooting in|^note: "
-    r"|^Fixing recursive fault|^Dumping ftrace buffer|^\s*\(ftrace buffer empty\)|^Shutting down cpus"
-    r"|^SMP: stopping|^oom_reaper: reaped process|^Unable to access opcode|^---\[ end"
+    r"^(?:(?:RIP|EIP|RSP|ESP|Code|CR2|FS|CS|DR\d|PKRU|R[A-Z0-9]{1,3}|pc|lr|sp|x\d++)\s?:"
+    r"|Kernel panic - not syncing|Kernel Offset:|-++\[ end Kernel panic|Rebooting in|note: "
+    r"|Fixing recursive fault|Dumping ftrace buffer|\s*+\(ftrace buffer empty\)|Shutting down cpus"
+    r"|SMP: stopping|oom_reaper: reaped process|Unable to access opcode|---\[ end)"
 )
 _MCE_ANY = re.compile(r"(?i)machine check")
-_OOM_END = re.compile(r"(?:Out of memory|Memory cgroup out of memory)(?: \([^)]*\))?: Killed process|^Killed process \d+")
+_OOM_END = re.compile(r"(?:Out of memory|Memory cgroup out of memory)(?: \([^()]*+\))?: Killed process"
+                      r"|^Killed process \d")
 
 # Kinds without a call trace: which lines still belong to them (kernel/workqueue.c
 # show_all_workqueues(), arch/x86/kernel/cpu/mce/core.c print_mce()).
 _HEADER_ONLY = {
     "workqueue-lockup": re.compile(r"^(?:Showing busy workqueues|workqueue \S+: flags=|pool \d+:|\s)"),
-    "mce": re.compile(r"(?i)hardware error|machine check|^bank \d+:|^mce:|^kernel panic|^tsc |^rip |^mcg"
-                      r"|^processor |^cpu \d+:|^kernel offset|^-+\[ end kernel panic"),
+    "mce": re.compile(r"(?i)hardware error|machine check|^(?:bank \d++:|mce:|kernel panic|tsc |rip |mcg"
+                      r"|processor |cpu \d++:|kernel offset|-++\[ end kernel panic)"),
 }
 
 

@@ -68,9 +68,12 @@ class KernelReport:
         }
 
 
+# Regexes stay linear in the line's length (see parse.py): possessive quantifiers, and a
+# search for a run of name characters starts only where such a run starts ("(?<![\w.$])"),
+# else every character of a long run would start a scan to its end.
 # Shared with the scanner: where a call trace starts; a line that looks like a frame.
 TRACE_START = re.compile(r"(?i)call trace:|^backtrace:|^stack backtrace:")
-FUNC_LIKE = re.compile(r"[\w.$]+\+0x[0-9a-f]+/0x[0-9a-f]+")
+FUNC_LIKE = re.compile(r"(?<![\w.$])[\w.$]++\+0x[0-9a-f]++/0x[0-9a-f]")
 # Where the main trace of a report with several sections (KASAN, lockdep, NMI backtraces) ends.
 _SECTION_BREAK = re.compile(
     r"^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|The buggy address"
@@ -80,22 +83,30 @@ _SECTION_BREAK = re.compile(
 )
 
 # Report details.
-_VERSION = re.compile(r"(?:Tainted: [A-Z ]*(?:-+ )?|Not tainted|kernel-|\()\s*(\d+\.\d+(?:\.\d+)?[^\s)#]*)\)? #")
-_CPU_PID_COMM = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
-_PID_COMM = re.compile(r"Pid: (\d+), comm: (\S+)")
-_WARN_CPU_PID = re.compile(r"WARNING: CPU: (\d+) PID: (\d+) at")
-_PROCESS = re.compile(r"Process (\S+) \(pid: (\d+)")
-_EIP_CPU = re.compile(r"EFLAGS: [0-9a-f]+ CPU: (\d+)")
-_HUNG = re.compile(r"INFO: task (.+):(\d+) blocked for more than")
-_OOM_VICTIM = re.compile(r"Kill(?:ed)? process (\d+) \(([^)]*)\)")
-_OOM_INVOKER = re.compile(r"(\S+) invoked oom-killer:")
+# The version: the run of non-blank characters after the marker ("(" never occurs in one; a
+# scan that could cross "(" would run into every later "(" of a line made of them).
+_VERSION = re.compile(r"(?:Tainted: [A-Z ]*+(?:-++ )?|Not tainted|kernel-|\()\s*+(\d++\.\d++(?:\.\d++)?+[^\s)#(]*+)\)? #")
+_CPU_PID_COMM = re.compile(r"CPU: (\d++) (?:UID: \d++ )?PID: (\d++) Comm: (\S++)")
+_PID_COMM = re.compile(r"Pid: (\d++), comm: (\S++)")
+_WARN_CPU_PID = re.compile(r"WARNING: CPU: (\d++) PID: (\d++) at")
+_PROCESS = re.compile(r"Process (\S++) \(pid: (\d++)")
+_EIP_CPU = re.compile(r"EFLAGS: [0-9a-f]++ CPU: (\d++)")
+# The comm may hold ":" and "(": the last ":PID blocked" / the first ")" after the first marker.
+_HUNG = re.compile(r"^(?>.*?INFO: task )(.+):(\d++) blocked for more than")
+_OOM_VICTIM = re.compile(r"^(?>.*?Kill(?:ed)? process (\d++) \()([^)]*+)\)")
+_OOM_INVOKER = re.compile(r"(?<!\S)(\S++) invoked oom-killer:")
 _HARDWARE = re.compile(r"Hardware name: (.*)")
 _MODULES = re.compile(r"Modules linked in:(.*)")
-_MODULE_CONT = re.compile(r"^\s*[\w-]+(?:\([A-Z+-]+\))*(?:\s+[\w-]+(?:\([A-Z+-]+\))*)*(?:\s+\[last unloaded: [^\]]*\])?\s*$")
-_KASAN_ACCESS = re.compile(r"^(Read|Write) of size \d+")
-_LOCK_AT = re.compile(r"\bat: (?:\[<[0-9a-f]+>\]\s*)?([A-Za-z_][\w.$]*)(?:\+0x| \S+:\d+)")
-_WARN_FUNC = re.compile(r"(?:WARNING: (?:at|CPU: \d+ PID: \d+ at) \S+ |^Badness at )([A-Za-z_][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(\S+)\])?")
-_HEADER_FUNC = re.compile(r"(?:BUG: K[A-Z]+SAN: [\w -]+? in |UBSAN: [\w -]+? in |BUG: KFENCE: [\w -]+ in |is corrupted in: ?)([A-Za-z_][\w.$]*)\+0x")
+_MODULE_CONT = re.compile(r"^\s*+[\w-]++(?:\([A-Z+-]++\))*+(?:\s++[\w-]++(?:\([A-Z+-]++\))*+)*+"
+                          r"(?:\s++\[last unloaded: [^\]]*+\])?\s*+$")
+_KASAN_ACCESS = re.compile(r"^(Read|Write) of size \d")
+_LOCK_AT = re.compile(r"\bat: (?:\[<[0-9a-f]++>\]\s*+)?([A-Za-z_][\w.$]*+)(?:\+0x| \S+:\d)")
+_WARN_FUNC = re.compile(r"(?:WARNING: (?:at|CPU: \d++ PID: \d++ at) \S++ |^Badness at )([A-Za-z_][\w.$]*+)"
+                        r"\+0x[0-9a-f]++/0x[0-9a-f]++(?: \[(\S+)\])?")
+_HEADER_FUNC = re.compile(r"(?:BUG: K[A-Z]+SAN: [\w -]+? in |UBSAN: [\w -]+? in |BUG: KFENCE: [\w -]+ in "
+                          r"|is corrupted in: ?)([A-Za-z_][\w.$]*+)\+0x")
+_KCSAN_FUNC = re.compile(r"BUG: KCSAN: [\w-]++ in ([A-Za-z_][\w.$]*+)")
+_MODULE_NAME = re.compile(r"[\w-]+")
 
 
 def build_report(kind: str, detail: str, start: int, lines: list[tuple[int, str]], *,
@@ -239,7 +250,7 @@ def build_report(kind: str, detail: str, start: int, lines: list[tuple[int, str]
     irq_end = nmi_end if kind == "hard-lockup" and nmi_end else after_irq
     func = guilty_function(kind, header_funcs, rip, frames, irq_end, detail)
     if kind == "kcsan":
-        m = re.search(r"BUG: KCSAN: [\w-]+ in ([A-Za-z_][\w.$]*)", first)
+        m = _KCSAN_FUNC.search(first)
         if m:
             func = m.group(1)
     title = make_title(kind, first, detail, func, extra)
@@ -271,6 +282,6 @@ def _module_names(text: str) -> list[str]:
         if tok.startswith("[last") or tok.startswith("["):
             break
         name = tok.split("(", 1)[0]
-        if name and re.fullmatch(r"[\w-]+", name):
+        if name and _MODULE_NAME.fullmatch(name):
             out.append(name)
     return out

@@ -36,14 +36,14 @@ _SKIP_GENERAL = [
     r"_?_?str(?:cpy|ncpy|len|nlen|cmp|ncmp|casecmp|chr|nchr|rchr|lcpy|scpy|cat|ncat|lcat|str|sep|spn|cspn|pbrk|dup|ndup)\w*",
     r"_?_?copy_(?:to|from|in)_user\w*", r"__copy_\w+", r"copy_user_\w+", r"raw_copy_\w+", r"rep_movs_\w+",
     r"__get_user\w*", r"__put_user\w*", r"strncpy_from_user", r"strnlen_user", r"__?check_object_size",
-    r"__check_heap_object", r"usercopy_abort", r"__list_\w+_or_report", r"dump_trace\w*",
+    r"__check_heap_object", r"usercopy_abort", r"__list_(?=\w++$)\w+?_or_report", r"dump_trace\w*",
     r"kfree", r"kfree_sensitive", r"kvfree\w*", r"kmem_cache_free\w*", r"__kmem_cache_free\w*", r"slab_free\w*",
     r"__slab_free", r"do_slab_free", r"___cache_free", r"__cache_free", r"kfree_rcu\w*",
     r"instrument_\w+",
     r"refcount_\w+", r"__refcount_\w+", r"__stack_chk_fail\w*", r"__fortify_\w+", r"fortify_panic",
     r"stack_trace_\w+", r"save_stack\w*", r"arch_stack_walk\w*", r"__save_stack_trace\w*", r"unwind_\w+",
     r"__unwind_\w+", r"nmi_cpu_backtrace\w*", r"nmi_trigger_cpumask_backtrace", r"arch_trigger_\w+",
-    r"trigger_\w+_backtrace\w*", r"watchdog_overflow_callback", r"watchdog_timer_fn", r"__perf_event_overflow",
+    r"trigger_(?=\w++$)\w+?_backtrace\w*", r"watchdog_overflow_callback", r"watchdog_timer_fn", r"__perf_event_overflow",
     r"perf_event_overflow", r"intel_pmu_handle_irq", r"perf_event_nmi_handler", r"nmi_handle\w*", r"do_nmi",
     r"default_do_nmi", r"end_repeat_nmi", r"nmi", r"should_fail\w*", r"fail_dump", r"bad_page\w*",
     r"free_pages_prepare", r"free_page_is_bad\w*", r"check_free_page\w*", r"check_new_page\w*",
@@ -69,7 +69,7 @@ _LOCK_PRIMS = [
 # crash site of a general protection fault / KASAN report: "general protection fault in __list_del_entry_valid").
 _LIST_HELPERS = [r"__list_\w+", r"list_(?:add|del)\w*", r"__hlist_\w+", r"hlist_\w+"]
 # Reference helpers inlined into a refcount_t warning's stack ("sock_hold include/net/sock.h [inline]").
-_REF_HELPERS = [r"sock_hold", r"sock_put", r"__sock_put", r"kref_\w+", r"get_\w+_ref", r"__refcount_\w+"]
+_REF_HELPERS = [r"sock_hold", r"sock_put", r"__sock_put", r"kref_\w+", r"get_(?=\w++$)\w+?_ref", r"__refcount_\w+"]
 # Sanitizer header function ("BUG: KASAN: TYPE in F"): only the sanitizer itself and the
 # string/copy/free helpers it instruments are skipped (the access site may be anything, even
 # lockdep's __lock_acquire).
@@ -108,6 +108,9 @@ _SKIP_IRQ = [
 
 
 def _compile(names: Sequence[str]) -> re.Pattern[str]:
+    # Linear in the name's length: a name with a literal after a "\w+" ("get_\w+_ref") is
+    # written "get_(?=\w++$)\w+?_ref" (the rest is all word characters, then the literal's
+    # first occurrence), else each occurrence of the literal would rescan to the end.
     return re.compile(r"^(?:" + "|".join(names) + r")$")
 
 
@@ -121,9 +124,11 @@ _SKIP_LOCK_AT = _compile(_LOCK_PRIMS + [r"lock_acquire\w*", r"__lock_acquire\w*"
 _SKIP_SANITIZER_HEADER = _compile(_SANITIZER_HEADER_SKIP)
 # Function names the compiler cloned ("foo.isra.0", "foo.part.24", "foo.constprop.0", "foo.cold"):
 # titles and the guilty function carry the source name.
-_CLONE_SUFFIX = re.compile(r"\.(?:isra|part|constprop|cold|llvm|lto_priv|clone|localalias|\d+$)\b.*$")
-# Function name as it appears in a header ("in tcp_close+0x12/0x34", "at ... foo+0x8f/0xa0").
-_HEADER_FUNC = re.compile(r"([A-Za-z_][\w.$]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
+_CLONE_SUFFIX = re.compile(r"\.(?:isra|part|constprop|cold|llvm|lto_priv|clone|localalias|\d++$)\b.*$")
+# Function name as it appears in a header ("in tcp_close+0x12/0x34", "at ... foo+0x8f/0xa0"),
+# with the characters before it in its run (group 1, kept): a search starts only where a run
+# of name characters starts, else each letter of a long run would start a scan to its end.
+_HEADER_FUNC = re.compile(r"(?<![\w.$])([0-9.$]*+)([A-Za-z_][\w.$]*+)\+0x[0-9a-f]++/0x[0-9a-f]++")
 
 
 def base_name(name: str) -> str:
@@ -206,15 +211,25 @@ def guilty_function(kind: str, header_funcs: Sequence[str], rip: KernelFrame | N
 
 
 _NUMBERS = re.compile(
-    r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{8,}\b|CPU#?\d+|\bcpu \d+|\b(?:pid|PID)[:= ]\s*\d+|\[\d+\]|"
-    r"exitcode=\S+|\b\d+(?:\.\d+)?s\b|:\d+(?=[!:\s]|$)|\(\d+\)|#\d+|\b\d{3,}\b"
+    r"\b0x[0-9a-fA-F]++\b|\b[0-9a-fA-F]{8,}+\b|CPU#?\d++|\bcpu \d++|\b(?:pid|PID)[:= ]\s*+\d++|\[\d++\]|"
+    r"exitcode=\S++|\b\d++(?:\.\d++)?s\b|:\d++(?=[!:\s]|$)|\(\d++\)|#\d++|\b\d{3,}+\b"
 )
+_BLANKS = re.compile(r"\s+")
+# Headline parts make_title() reads.
+_KERNEL_BUG_AT = re.compile(r"[Kk]ernel BUG at")
+_KERNEL_BUG_FILE = re.compile(r"[Kk]ernel BUG at ([^\s:!]++)")
+_BUG_DESC = re.compile(r"BUG: (.*)")
+_DESC_END = re.compile(r"[,:\[]| - ")
+_WARN_HEADLINE = re.compile(r"(NETDEV WATCHDOG|IRQ handler type mismatch|RTNL: assertion failed|sysctl table check failed)")
+_KCSAN_WHERE = re.compile(r"BUG: KCSAN: [\w-]++ in (.*)")
+_DETECTED = re.compile(r" detected$")
+_BAD_PAGE = re.compile(r"BUG: (Bad (?:page state|page map|rss-counter state))")
 
 
 def normalize_text(text: str) -> str:
     """Drop the numbers that change between runs from a free-text headline."""
     text = _NUMBERS.sub("", text)
-    text = re.sub(r"\s+", " ", text).strip(" ,;:-")
+    text = _BLANKS.sub(" ", text).strip(" ,;:-")
     return text
 
 
@@ -253,16 +268,16 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
             return f"Unable to handle kernel {what}" + in_f  # arm/arm64 die_kernel_fault()
         return f"BUG: unable to handle kernel {what}" + in_f
     if kind == "bug":
-        if re.search(r"[Kk]ernel BUG at", first_line):
+        if _KERNEL_BUG_AT.search(first_line):
             if func:
                 return "kernel BUG" + in_f
-            m = re.search(r"[Kk]ernel BUG at ([^\s:!]+)", first_line)
+            m = _KERNEL_BUG_FILE.search(first_line)
             return "kernel BUG at " + (m.group(1) if m else "unknown")
-        m = re.search(r"BUG: (.*)", first_line)
-        desc = re.split(r"[,:\[]| - ", m.group(1))[0] if m else first_line
+        m = _BUG_DESC.search(first_line)
+        desc = _DESC_END.split(m.group(1))[0] if m else first_line
         return "BUG: " + normalize_text(desc) + in_f
     if kind == "warning":
-        m = re.search(r"(NETDEV WATCHDOG|IRQ handler type mismatch|RTNL: assertion failed|sysctl table check failed)", first_line)
+        m = _WARN_HEADLINE.search(first_line)
         if m and not first_line.startswith("WARNING"):
             return f"WARNING: {m.group(1)}" + in_f
         return "WARNING" + in_f
@@ -272,8 +287,8 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
         access = extra.get("access")
         return f"KASAN: {detail}" + (f" {access}" if access else "") + in_f
     if kind == "kcsan":
-        m = re.search(r"BUG: KCSAN: [\w-]+ in (.*)", first_line)
-        where = _HEADER_FUNC.sub(r"\1", m.group(1)).strip() if m else (func or "")
+        m = _KCSAN_WHERE.search(first_line)
+        where = _HEADER_FUNC.sub(r"\1\2", m.group(1)).strip() if m else (func or "")
         return f"KCSAN: {detail}" + (f" in {where}" if where else "")
     if kind == "lockdep":
         d = detail.rstrip("!. ")
@@ -283,10 +298,10 @@ def make_title(kind: str, first_line: str, detail: str, func: str | None, extra:
             return "inconsistent lock state" + in_f
         if "suspicious RCU usage" in d:
             return "WARNING: suspicious RCU usage" + in_f
-        d = re.sub(r" detected$", "", d)
+        d = _DETECTED.sub("", d)
         return f"WARNING: {d}" + in_f
     if kind == "bad-page":
-        m = re.search(r"BUG: (Bad (?:page state|page map|rss-counter state))", first_line)
+        m = _BAD_PAGE.search(first_line)
         return "BUG: " + (m.group(1) if m else "Bad page state") + in_f
     if kind == "workqueue-lockup":
         return "BUG: workqueue lockup"

@@ -16,6 +16,9 @@ from collectors.oops.sources.kmsg_records import kmsg_lines, read_kmsg_records
 
 log = logging.getLogger(__name__)
 
+# The timestamp of a ``dmesg --raw`` line: "<4>[   12.345678] text".
+_DMESG_STAMP = re.compile(r"^<\d++>\[\s*+(\d++\.\d++)\]")
+
 
 def read_boot_id(path: str = "/proc/sys/kernel/random/boot_id") -> str:
     """This boot's id (empty when unreadable)."""
@@ -84,11 +87,10 @@ class KmsgSource(Source):
         last = state.get("ts") if state.get("boot_id") == boot else None
         last_ts = float(last) if isinstance(last, (int, float)) else -1.0
         high = [last_ts]
-        stamp = re.compile(r"^<\d+>\[\s*(\d+\.\d+)\]")
 
         def lines() -> Iterator[str]:
             for line in split_text_lines(res.stdout):
-                m = stamp.match(line)
+                m = _DMESG_STAMP.match(line)
                 if m:
                     ts = float(m.group(1))
                     if ts <= last_ts:
