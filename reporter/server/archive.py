@@ -11,8 +11,9 @@ in memory for bucketing and the report page, and finally requires a valid proble
 
 from __future__ import annotations
 
+import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from reporter import elements as libreport
@@ -20,6 +21,8 @@ from reporter.server.decompress import DecompressingReader, sniff
 from reporter.server.errors import RejectedInput, TooLarge
 
 HEAD_BYTES = 4096
+# Control bytes that are not C whitespace: one of them in the probe makes an element binary.
+_BINARY_BYTE = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 READ_CHUNK = 256 * 1024
 EXTENSIONS = {".tar.gz": "gzip", ".tgz": "gzip", ".tar.xz": "xz", ".txz": "xz",
               ".tar.zst": "zstd", ".tar.zstd": "zstd", ".tar.bz2": "bzip2", ".tbz2": "bzip2",
@@ -55,6 +58,8 @@ class Element:
     @property
     def is_text(self) -> bool:
         """libreport's text probe on the element's first 4 KiB."""
+        if _BINARY_BYTE.search(self.head[: libreport.TEXT_PROBE_SIZE]):
+            return False  # the common binary case (cores), decided at C speed
         return libreport.is_text(self.head, self.size)
 
 
@@ -65,6 +70,7 @@ class ProblemArchive:
     compression: str
     elements: tuple[Element, ...]
     uncompressed_size: int
+    _texts: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, name: str) -> Element | None:
         """The element called *name*."""
@@ -75,10 +81,12 @@ class ProblemArchive:
 
     def text(self, name: str) -> str | None:
         """A kept element's text with libreport's ``dd_load_text`` rules (None if absent/not kept)."""
+        if name in self._texts:
+            return self._texts[name]
         e = self.get(name)
-        if e is None or e.data is None:
-            return None
-        return libreport.load_text(e.data)
+        value = None if e is None or e.data is None else libreport.load_text(e.data)
+        self._texts[name] = value
+        return value
 
     @property
     def archive_format(self) -> str:

@@ -57,8 +57,9 @@ def element_index(problem: ProblemArchive) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     budget = STORED_TEXT_TOTAL
     for e in problem.elements:
-        entry: dict[str, Any] = {"name": e.name, "size": e.size, "binary": not e.is_text}
-        if e.is_text and e.data is not None and budget > 0:
+        is_text = e.is_text
+        entry: dict[str, Any] = {"name": e.name, "size": e.size, "binary": not is_text}
+        if is_text and e.data is not None and budget > 0:
             text = problem.text(e.name) or ""
             limit = min(STORED_ELEMENT_TEXT, budget)
             entry["text"] = text[:limit]
