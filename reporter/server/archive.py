@@ -102,9 +102,9 @@ class _StrictTarInfo(tarfile.TarInfo):
         fields = [buf[0:100], buf[157:257]]                      # name, linkname
         if buf[257:263] == b"ustar\x00":
             fields.append(buf[345:500])                          # POSIX prefix
-        for field in fields:
-            nul = field.find(b"\0")
-            if nul != -1 and field[nul:].strip(b"\0"):
+        for raw in fields:
+            nul = raw.find(b"\0")
+            if nul != -1 and raw[nul:].strip(b"\0"):
                 raise RejectedInput("a member name has a NUL byte in it")
         return super().frombuf(buf, encoding, errors)
 
