@@ -4,24 +4,32 @@
 the module's symbols. :class:`CoreBacktrace` renders satyr's JSON layout byte for byte (satyr
 ``sr_core_stacktrace_to_json``: leading-comma style, 4-space key indent) and parses it back.
 The duphash and the normalization it applies are described in docs/backtrace.md.
+
+Every file the unwinder reads is opened below the process's root (:mod:`coripper.rootfs`); the
+notes it reads are bounded (:func:`read_core_notes`), whatever the core's headers claim.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from coripper import elfcore
-from coripper.coremem import open_core_memory
+from coripper.coremem import CoreMemory, open_core_memory
 from coripper.errors import CoreFormatError, UnsupportedCoreError, UnwindError
 from coripper.inline import CallTarget, function_name, inline_names, tail_call_chain
 from coripper.modules import VDSO_PATH, Module, ModuleMap, map_modules
+from coripper.rootfs import FileCache, RootFS
+from coripper.rootfs import preload as rootfs_preload
+from coripper.streamengine import MAX_NOTES
 from coripper.symbols import demangle
-from coripper.unwind import ARCHES, unwind_thread
+from coripper.unwind import ARCHES, MAX_FRAMES, Arch, ThreadStack, unwind_thread
 
 DUPHASH_FRAMES = 3
 
@@ -266,58 +274,178 @@ def frame_duphash_text(f: CoreFrame) -> str:
 
 # --- from a core ------------------------------------------------------------------------------
 
-def _read_notes(stream: BinaryIO, phdrs: Sequence[elfcore.ProgramHeader]) -> list[elfcore.Note]:
-    notes: list[elfcore.Note] = []
-    for ph in phdrs:
-        if ph.p_type != elfcore.PT_NOTE or ph.p_filesz > 64 << 20:
+#: Note bytes read from one core, every PT_NOTE together. The stream engine's budget, halved:
+#: the unwinder holds each note's copy and what is parsed from it (threads, NT_FILE paths) too.
+MAX_NOTE_BYTES = MAX_NOTES // 2
+#: Notes kept from one core (a 12-byte empty note is a Python object of ~200 bytes).
+MAX_NOTE_COUNT = 1 << 17
+#: Threads (NT_PRSTATUS) kept; the notes of the threads after them are dropped.
+MAX_THREADS = 1 << 14
+#: NT_FILE entries kept (twice Linux's default vm.max_map_count).
+MAX_MAPPINGS = 1 << 17
+#: Frames unwound in all threads together (satyr's limit is 256 per thread).
+MAX_TOTAL_FRAMES = 1 << 17
+#: Notes written once per process, after the first thread's NT_PRSTATUS.
+_PROCESS_NOTES = frozenset({elfcore.NT_PRPSINFO, elfcore.NT_AUXV, elfcore.NT_FILE,
+                            elfcore.NT_SIGINFO})
+
+
+def _note_segments(phdrs: Sequence[elfcore.ProgramHeader]) -> tuple[list[tuple[int, int]],
+                                                                       list[str]]:
+    """(offset, size) of the ``PT_NOTE`` data to read, in file order: a segment overlapping an
+    earlier one skipped, at most :data:`MAX_NOTE_BYTES` in all; and warnings about the rest."""
+    out: list[tuple[int, int]] = []
+    warnings: list[str] = []
+    overlapping: list[int] = []
+    cut: list[str] = []
+    budget = MAX_NOTE_BYTES
+    covered = 0
+    for ph in sorted((p for p in phdrs if p.p_type == elfcore.PT_NOTE and p.p_filesz),
+                     key=lambda p: p.p_offset):
+        if ph.p_offset < covered:
+            overlapping.append(ph.p_offset)
             continue
-        stream.seek(ph.p_offset)
-        data = stream.read(ph.p_filesz)
-        found, _warnings = elfcore.parse_notes(data)
-        notes.extend(found)
-    return notes
+        covered = ph.p_offset + ph.p_filesz
+        if ph.p_filesz > budget:
+            cut.append(f"PT_NOTE at {ph.p_offset:#x} " + (
+                f"cut to {budget} of {ph.p_filesz}" if budget else "skipped"))
+        if budget:
+            out.append((ph.p_offset, min(ph.p_filesz, budget)))
+            budget -= out[-1][1]
+    if overlapping:
+        warnings.append(f"{len(overlapping)} PT_NOTE segment(s) overlap the notes before them "
+                        f"(the first at {overlapping[0]:#x}); skipped")
+    if cut:
+        more = f", {len(cut) - 1} more skipped" if len(cut) > 1 else ""
+        warnings.append(f"notes beyond {MAX_NOTE_BYTES} bytes in all are not read ({cut[0]}{more})")
+    return out, warnings
 
 
-def core_backtrace(core: str | os.PathLike[str] | BinaryIO, *, rootdir: str = "/",
-                   executable: str | None = None) -> CoreBacktrace:
+def read_core_notes(stream: BinaryIO, phdrs: Sequence[elfcore.ProgramHeader]
+                    ) -> tuple[list[elfcore.Note], list[str]]:
+    """The notes of a core and warnings about what was left out: at most
+    :data:`MAX_NOTE_BYTES` read from all ``PT_NOTE`` segments together, in file order, a segment
+    overlapping an earlier one skipped (a core's notes never overlap; repeating one segment
+    would only multiply the work), at most :data:`MAX_NOTE_COUNT` notes."""
+    segments, warnings = _note_segments(phdrs)
+    notes: list[elfcore.Note] = []
+    for offset, size in segments:
+        stream.seek(offset)
+        data = stream.read(size)
+        for note in elfcore.iter_notes(data):
+            if len(notes) >= MAX_NOTE_COUNT:
+                warnings.append(f"more than {MAX_NOTE_COUNT} notes; the rest are not read")
+                return notes, warnings
+            notes.append(note)
+    return notes, warnings
+
+
+def _read_notes(stream: BinaryIO, phdrs: Sequence[elfcore.ProgramHeader]) -> list[elfcore.Note]:
+    """:func:`read_core_notes` without its warnings."""
+    return read_core_notes(stream, phdrs)[0]
+
+
+def bound_notes(notes: Sequence[elfcore.Note]) -> tuple[list[elfcore.Note], list[str]]:
+    """``notes`` with at most :data:`MAX_THREADS` threads (the notes of later threads dropped)
+    and an ``NT_FILE`` of at most :data:`MAX_MAPPINGS` entries (the first ones), so that what
+    :func:`elfcore.parse_core_notes` builds from them stays small."""
+    out: list[elfcore.Note] = []
+    warnings: list[str] = []
+    threads = 0
+    for note in notes:
+        if note.name == "CORE" and note.n_type == elfcore.NT_PRSTATUS:
+            threads += 1
+            if threads == MAX_THREADS + 1:
+                warnings.append(f"more than {MAX_THREADS} threads; only the first are unwound")
+        if threads > MAX_THREADS and not (note.name == "CORE" and note.n_type in _PROCESS_NOTES):
+            continue
+        if note.name == "CORE" and note.n_type == elfcore.NT_FILE:
+            note, warning = _bound_nt_file(note)
+            if warning:
+                warnings.append(warning)
+        out.append(note)
+    return out, warnings
+
+
+def _bound_nt_file(note: elfcore.Note) -> tuple[elfcore.Note, str | None]:
+    desc = note.desc
+    if len(desc) < 16:
+        return note, None
+    count, page = struct.unpack_from("<QQ", desc)
+    if count <= MAX_MAPPINGS or count > (len(desc) - 16) // 24:
+        return note, None           # small, or a lie that parse_nt_file refuses cheaply
+    names = desc[16 + 24 * count:].split(b"\0", MAX_MAPPINGS)[:MAX_MAPPINGS]
+    cut = (struct.pack("<QQ", MAX_MAPPINGS, page) + desc[16:16 + 24 * MAX_MAPPINGS]
+           + b"\0".join(names) + b"\0")
+    return (replace(note, desc=cut),
+            f"NT_FILE has {count} entries; only the first {MAX_MAPPINGS} are used")
+
+
+def core_backtrace(core: str | os.PathLike[str] | BinaryIO, *, rootdir: str | RootFS = "/",
+                   executable: str | None = None,
+                   executable_root: RootFS | None = None) -> CoreBacktrace:
     """Unwind every thread of ``core`` (a path or a seekable binary stream).
 
-    ``rootdir`` is where the process's files live (``/proc/PID/root`` or a saved root for a
-    container); ``executable`` overrides where the main program is found on disk and its name.
-    Raises :class:`CoreFormatError` / :class:`UnsupportedCoreError` for unusable cores and
-    :class:`UnwindError` when the core has no threads.
+    ``rootdir`` is the root the process saw: a :class:`RootFS`, or a host directory (opened
+    with :meth:`RootFS.open`, which refuses a symlink on the way to it). Every file the core
+    names (modules, debug files) is resolved below it (:mod:`coripper.rootfs`).
+    ``executable`` overrides where the main program is found and its name: a path below
+    ``executable_root`` if given, else below a :class:`RootFS` ``rootdir``; with a ``str``
+    rootdir it is a host path, as it always was. The caller keeps ownership of the RootFS.
+    Raises :class:`CoreFormatError` / :class:`UnsupportedCoreError` for unusable cores,
+    :class:`UnwindError` when the core has no threads, OSError when ``rootdir`` cannot be
+    opened.
     """
-    if isinstance(core, (str, os.PathLike)):
-        with open(core, "rb") as stream:
-            return _core_backtrace(stream, rootdir, executable)
-    return _core_backtrace(core, rootdir, executable)
+    with contextlib.ExitStack() as stack:
+        if isinstance(rootdir, RootFS):
+            files = stack.enter_context(FileCache(rootdir))
+        else:
+            root = RootFS.host() if rootdir in ("", "/") else RootFS.open(rootdir)
+            files = stack.enter_context(FileCache(root, own_root=True))
+            if executable_root is None and not files.root.is_host:
+                executable_root = stack.enter_context(RootFS.host())
+        exe_files = files if executable_root is None else \
+            stack.enter_context(FileCache(executable_root))
+        if isinstance(core, (str, os.PathLike)):
+            stream = stack.enter_context(open(core, "rb"))
+            return _core_backtrace(stream, files, exe_files, executable)
+        return _core_backtrace(core, files, exe_files, executable)
 
 
-def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> CoreBacktrace:
+def _unwind_all(arch: Arch, notes: elfcore.CoreNotes, memory: CoreMemory, modules: ModuleMap,
+                warnings: list[str]) -> list[tuple[elfcore.PrStatus, ThreadStack]]:
+    """Every thread's raw stack, within :data:`MAX_TOTAL_FRAMES` frames in all."""
+    out: list[tuple[elfcore.PrStatus, ThreadStack]] = []
+    left = MAX_TOTAL_FRAMES
+    for t in notes.threads:
+        if left <= 0:
+            warnings.append(f"{len(notes.threads) - len(out)} threads not unwound: more than "
+                            f"{MAX_TOTAL_FRAMES} frames in all")
+            break
+        stack = unwind_thread(arch, t.regs, memory, modules, min(MAX_FRAMES, left))
+        left -= len(stack.frames)
+        out.append((t, stack))
+    return out
+
+
+def _open_core(stream: BinaryIO) -> tuple[elfcore.CoreNotes, CoreMemory, list[str]]:
+    """The parsed (bounded) notes, the memory and the warnings of a core."""
     header, phdrs, memory = open_core_memory(stream)
-    notes = elfcore.parse_core_notes(_read_notes(stream, phdrs), header.e_machine)
-    arch = ARCHES.get(notes.machine)
-    if arch is None:
-        raise UnsupportedCoreError(f"no unwinder for machine {notes.machine}")
-    if not notes.threads:
-        raise UnwindError("the core has no NT_PRSTATUS (no threads)")
-    try:
-        modules = map_modules(notes, memory, rootdir, executable=executable)
-        crash = notes.crash_thread
-        crash_tid = crash.tid if crash is not None else notes.threads[0].tid
-        raw_threads = [(t, unwind_thread(arch, t.regs, memory, modules)) for t in notes.threads]
-    finally:
-        memory.close()
-    names: dict[int, str | None] = {}
+    raw_notes, warnings = read_core_notes(stream, phdrs)
+    raw_notes, more = bound_notes(raw_notes)
+    notes = elfcore.parse_core_notes(raw_notes, header.e_machine)
+    return notes, memory, warnings + more
 
-    def symbol_at(m: Module, lookup_pc: int) -> str | None:
-        if lookup_pc not in names:
-            sym = m.tables.symbols.lookup(lookup_pc - m.bias)
-            names[lookup_pc] = sym.name if sym else None
-        return names[lookup_pc]
 
-    # Per frame: the synthetic frames gdb shows before it, as (kind, module, pc, raw name).
-    extra: dict[tuple[int, int], list[tuple[str, Module, int, str | None]]] = {}
+Synthetic = list[tuple[str, Module, int, str | None]]
+
+
+def _synthetic_frames(raw_threads: list[tuple[elfcore.PrStatus, ThreadStack]], modules: ModuleMap,
+                      symbol_at: Callable[[Module, int], str | None]
+                      ) -> dict[tuple[int, int], Synthetic]:
+    """Per (thread, frame): the synthetic frames gdb shows before it, as (kind, module, pc,
+    raw name)."""
+    extra: dict[tuple[int, int], Synthetic] = {}
     resolve = _Resolver(modules)
     for ti, (_t, stack) in enumerate(raw_threads):
         for fi, fr in enumerate(stack.frames):
@@ -325,7 +453,7 @@ def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> C
             if m is None:
                 continue
             symbol_at(m, fr.lookup_pc)
-            found: list[tuple[str, Module, int, str | None]] = []
+            found: Synthetic = []
             prev = stack.frames[fi - 1] if fi else None
             # gdb looks for tail calls when the callee was unwound by DWARF CFI and this frame
             # is a return address (dwarf2_tailcall_sniffer_first).
@@ -342,6 +470,35 @@ def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> C
                 found.append(("inline", m, fr.pc, name))
             if found:
                 extra[(ti, fi)] = found
+    return extra
+
+
+def _core_backtrace(stream: BinaryIO, files: FileCache, exe_files: FileCache,
+                    executable: str | None) -> CoreBacktrace:
+    notes, memory, warnings = _open_core(stream)
+    arch = ARCHES.get(notes.machine)
+    if arch is None:
+        raise UnsupportedCoreError(f"no unwinder for machine {notes.machine}")
+    if not notes.threads:
+        raise UnwindError("the core has no NT_PRSTATUS (no threads)"
+                          + (f"; {warnings[0]}" if warnings else ""))
+    try:
+        modules = map_modules(notes, memory, files, executable=executable,
+                              executable_files=exe_files)
+        crash = notes.crash_thread
+        crash_tid = crash.tid if crash is not None else notes.threads[0].tid
+        raw_threads = _unwind_all(arch, notes, memory, modules, warnings)
+    finally:
+        memory.close()
+    names: dict[int, str | None] = {}
+
+    def symbol_at(m: Module, lookup_pc: int) -> str | None:
+        if lookup_pc not in names:
+            sym = m.tables.symbols.lookup(lookup_pc - m.bias)
+            names[lookup_pc] = sym.name if sym else None
+        return names[lookup_pc]
+
+    extra = _synthetic_frames(raw_threads, modules, symbol_at)
     pretty = demangle([n for n in names.values() if n] +
                       [n for found in extra.values() for *_x, n in found if n])
     threads: list[CoreThread] = []
@@ -357,7 +514,8 @@ def _core_backtrace(stream: BinaryIO, rootdir: str, executable: str | None) -> C
             frames.append(replace(_frame(m, fr.pc, pretty.get(fname, fname) if fname else None),
                                   synthetic=synthetic))
         threads.append(CoreThread(tuple(frames), t.tid, t.tid == crash_tid, stack.stop_reason))
-    warnings = [f"{m.path}: {m.status}" for m in modules.modules if m.status in ("missing", "mismatch")]
+    warnings[:0] = [f"{m.path}: {m.status}" for m in modules.modules
+                    if m.status in ("missing", "mismatch")]
     exe = executable or notes.executable
     signal = crash.signal if crash is not None else (notes.siginfo.signo if notes.siginfo else 0)
     return CoreBacktrace(signal, exe, crash_tid, threads, warnings=warnings)
@@ -408,8 +566,8 @@ class _Resolver:
         return None
 
 
-def backtrace_elements(coredump_path: str, executable: str | None = None, rootdir: str = "/",
-                       *, component: str = "") -> dict[str, str]:
+def backtrace_elements(coredump_path: str, executable: str | None = None,
+                       rootdir: str | RootFS = "/", *, component: str = "") -> dict[str, str]:
     """The problem-directory elements ``core_backtrace``, ``crash_function`` and ``duphash`` for
     a core (values are element texts; ``crash_function`` is left out when no frame is named).
     The caller writes them (collectors use reporter.dumpdir)."""
@@ -419,3 +577,30 @@ def backtrace_elements(coredump_path: str, executable: str | None = None, rootdi
     if func:
         out["crash_function"] = func
     return out
+
+
+#: pyelftools modules never imported by an unwind (the construct debugger pulls in pdb).
+_NOT_PRELOADED = frozenset({"elftools.construct.debug"})
+#: Imported lazily on some paths: compressed cores (coripper.compressed and its decoders).
+_LAZY_MODULES = ("coripper.compressed", "zstandard", "lzma", "lz4.frame", "gzip", "bz2")
+
+
+def preload_unwinder() -> None:
+    """Import now every module an unwind may import later, so that a caller can then forbid
+    imports (empty ``sys.path`` and ``sys.meta_path``) and still unwind any core: all of
+    pyelftools (which parts an unwind touches depends on the files it meets), the decoders of
+    compressed cores that are installed, and what the standard library loads on first use
+    (hashlib's constructors, libc through ctypes)."""
+    import importlib
+    import pkgutil
+
+    import elftools
+
+    for info in pkgutil.walk_packages(elftools.__path__, "elftools."):
+        if info.name not in _NOT_PRELOADED:
+            importlib.import_module(info.name)
+    for name in _LAZY_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    hashlib.sha1(b"")
+    rootfs_preload()

@@ -1,18 +1,26 @@
 """``crashkit backtrace CORE|DIR [--json] [--rootdir DIR]``: unwind a core in pure Python.
 
-DIR is a problem directory: its ``coredump`` (or ``coredump.zst``), ``executable`` and ``rootdir``
-elements are read (never written: saving the elements is
-the collectors' job, through :func:`coripper.backtrace.backtrace_elements`).
+DIR is a problem directory: its ``coredump`` (or ``coredump.zst``), ``executable``, ``rootdir`` and
+``container_rootfs`` elements are read (never written: saving the elements is
+the collectors' job, through :func:`coripper.backtrace.backtrace_elements`). The root the crash
+saw (``--rootdir``, ``rootdir``, ``container_rootfs``) is opened as a :class:`RootFS`: no symlink
+on the way to it is followed, and every file the core names is resolved below it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
+import stat
 import sys
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from coripper.errors import CoreFormatError
+from coripper.rootfs import RegularFile, RootFS
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,27 +45,87 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _read_element(directory: str, name: str) -> str | None:
     try:
-        fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None                     # a FIFO or device is no element
         text = f.read(1 << 20).decode("utf-8", "replace").strip()
     return text or None
 
 
-def _core_element(directory: str) -> str:
-    """Path of a problem directory's core: ``coredump``, else ``coredump.zst``."""
-    plain = os.path.join(directory, "coredump")
-    if os.path.isfile(plain) and os.path.getsize(plain) > 0:
+def _core_element(directory: RootFS, name: str) -> RegularFile:
+    """A problem directory's core: ``coredump``, else ``coredump.zst`` (opened below the
+    directory, regular files only)."""
+    try:
+        plain: RegularFile | None = directory.open_file("coredump")
+    except OSError:
+        plain = None
+    if plain is not None and plain.size > 0:
         return plain
-    packed = os.path.join(directory, "coredump.zst")
-    if not os.path.isfile(packed):
-        raise CoreFormatError(f"{directory}: no coredump or coredump.zst element")
+    if plain is not None:
+        plain.close()
+    packed = os.path.join(name, "coredump.zst")
+    try:
+        core = directory.open_file("coredump.zst")
+    except OSError:
+        raise CoreFormatError(f"{name}: no coredump or coredump.zst element") from None
     from coripper.compressed import HEAD_SIZE, detect_compression
-    with open(packed, "rb") as f:
-        if detect_compression(f.read(HEAD_SIZE)) != "zstd":
-            raise CoreFormatError(f"{packed}: not zstd data (bad magic)")
-    return packed
+    if detect_compression(core.pread(0, HEAD_SIZE)) != "zstd":
+        core.close()
+        raise CoreFormatError(f"{packed}: not zstd data (bad magic)")
+    return core
+
+
+def _open_root(rootdir: str, what: str) -> RootFS:
+    """``rootdir`` opened as the process's root, following no symlink (coripper.rootfs)."""
+    try:
+        return RootFS.open(rootdir)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise ValueError(f"{what} {rootdir} is not a directory") from None
+        raise ValueError(f"{what} {rootdir}: {exc.strerror} (opened without following "
+                         "symlinks)") from None
+
+
+def _problem_dir_root(target: str, warnings: list[str]) -> RootFS:
+    """The root of a problem directory's crash: its ``rootdir`` element, else its
+    ``container_rootfs`` (the host when that is gone), else the host."""
+    rootdir = _read_element(target, "rootdir")
+    if rootdir is not None:
+        return _open_root(rootdir, "rootdir")
+    rootfs = _read_element(target, "container_rootfs")
+    if rootfs is None:
+        return RootFS.host()
+    try:
+        return _open_root(rootfs, "container_rootfs")
+    except ValueError as exc:
+        if "is not a directory" not in str(exc):
+            raise
+        warnings.append(f"container_rootfs {rootfs} is gone: modules are looked up on the host")
+        return RootFS.host()
+
+
+def _executable_below(executable: str | None, root: RootFS) -> str | None:
+    """The problem directory's ``executable`` as a path below ``root``: a chroot's crash names
+    it with the chroot's host path in front."""
+    if executable is None or root.is_host:
+        return executable
+    prefix = root.name.rstrip("/")
+    if executable.startswith(prefix + "/"):
+        return executable[len(prefix):]
+    return executable
+
+
+@contextlib.contextmanager
+def _dir_fd(path: str) -> Iterator[int]:
+    """A descriptor of the problem directory the user named (their path, symlinks and all)."""
+    fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,28 +134,34 @@ def run(args: argparse.Namespace) -> int:
     from coripper.compressed import seekable_core
 
     target = args.core
-    executable = args.executable
-    rootdir = args.rootdir
-    if os.path.isdir(target):
-        executable = executable or _read_element(target, "executable")
-        if rootdir is None:
-            container_rootfs = _read_element(target, "container_rootfs")
-            rootdir = _read_element(target, "rootdir") or (
-                container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else None)
-        path = _core_element(target)
-    elif os.path.exists(target):
-        path = target
-    else:
-        raise OSError(2, "No such file or directory", target)
-    if args.executable is not None and not os.path.isfile(args.executable):
-        # only the explicit option: a problem directory's executable may be gone from disk
-        raise ValueError(f"--executable {args.executable}: not a file")
-    rootdir = rootdir or "/"
-    if not os.path.isdir(rootdir):
-        raise ValueError(f"rootdir {rootdir} is not a directory")
-    with seekable_core(path) as (core, warnings):
-        bt = core_backtrace(core, rootdir=rootdir, executable=executable)
-    bt.warnings[:0] = warnings
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        src: BinaryIO | None = None
+        element_exe: str | None = None
+        if os.path.isdir(target):
+            directory = stack.enter_context(RootFS.from_fd(stack.enter_context(_dir_fd(target))))
+            src = stack.enter_context(_core_element(directory, target)).stream()
+            element_exe = _read_element(target, "executable")
+        elif not os.path.exists(target):
+            raise OSError(2, "No such file or directory", target)
+        if args.rootdir is not None:
+            root = stack.enter_context(_open_root(args.rootdir, "rootdir"))
+        elif src is not None:
+            root = stack.enter_context(_problem_dir_root(target, notes))
+        else:
+            root = stack.enter_context(RootFS.host())
+        executable = _executable_below(element_exe, root)
+        exe_root = None
+        if args.executable is not None:
+            # the option names a host file (the user's own choice), not one below the root
+            exe_root = stack.enter_context(RootFS.host())
+            executable = os.path.abspath(args.executable)
+            if not exe_root.is_file(executable):
+                raise ValueError(f"--executable {args.executable}: not a file")
+        with seekable_core(target, src) as (core, warnings):
+            bt = core_backtrace(core, rootdir=root, executable=executable,
+                                executable_root=exe_root)
+    bt.warnings[:0] = warnings + notes
     if args.json:
         doc = {"core_backtrace": json.loads(bt.to_json()), "duphash": bt.duphash(args.component),
                "crash_function": bt.crash_function()}

@@ -4,6 +4,8 @@ Reads go to the core file (seek + read, nothing mapped whole). Bytes a segment c
 memory but not in the file (``p_memsz > p_filesz``) are supplied, like gdb does, from the file
 backing that address (an ``NT_FILE`` mapping, when the segment is not writable) and otherwise
 read as zeros. Addresses outside every segment are missing: :meth:`CoreMemory.read` returns None.
+The backing files come open (:class:`coripper.rootfs.RegularFile`, opened by the module
+mapper below the process's root); this module never opens a path.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import BinaryIO
 
 from coripper import elfcore
 from coripper.errors import CoreFormatError
+from coripper.rootfs import RegularFile
 
 PF_W = 2
 
@@ -38,12 +41,12 @@ class Segment:
 
 @dataclass(frozen=True)
 class FileBacking:
-    """An ``NT_FILE`` mapping resolved to a file on disk, for the fallback reads."""
+    """An ``NT_FILE`` mapping resolved to an open file, for the fallback reads."""
 
     start: int
     end: int
     file_offset: int
-    disk_path: str
+    file: RegularFile
 
 
 class CoreMemory:
@@ -56,7 +59,6 @@ class CoreMemory:
         self._starts = [s.vaddr for s in self._segments]
         self._backings = sorted(backings, key=lambda b: b.start)
         self._bstarts = [b.start for b in self._backings]
-        self._files: dict[str, BinaryIO | None] = {}
         try:
             self._size = os.fstat(stream.fileno()).st_size
         except (AttributeError, OSError, ValueError):
@@ -83,11 +85,9 @@ class CoreMemory:
         return list(self._segments)
 
     def close(self) -> None:
-        """Close the on-disk files opened for fallback reads (not the core stream)."""
-        for f in self._files.values():
-            if f is not None:
-                f.close()
-        self._files.clear()
+        """Forget the backing files (their owner, the unwind's FileCache, closes them; the core
+        stream stays open)."""
+        self.set_file_backings(())
 
     def _segment_at(self, addr: int) -> Segment | None:
         i = bisect.bisect_right(self._starts, addr) - 1
@@ -107,16 +107,10 @@ class CoreMemory:
         if i < 0 or addr + size > self._backings[i].end:
             return None
         b = self._backings[i]
-        if b.disk_path not in self._files:
-            try:
-                self._files[b.disk_path] = open(b.disk_path, "rb")
-            except OSError:
-                self._files[b.disk_path] = None
-        f = self._files[b.disk_path]
-        if f is None:
+        try:
+            data = b.file.pread(b.file_offset + addr - b.start, size)
+        except (OSError, ValueError):       # a read error, or the file was closed
             return None
-        f.seek(b.file_offset + addr - b.start)
-        data = f.read(size)
         return data if len(data) == size else None
 
     def read(self, addr: int, size: int) -> bytes | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coripper.modules import Module
+from coripper.rootfs import RegularFile
 
 # Tags whose DIEs may hold code: we descend into them when their ranges hold the pc.
 _SCOPES = frozenset({"DW_TAG_subprogram", "DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"})
@@ -441,14 +442,15 @@ _UNUSED_SECTIONS = frozenset({".debug_line", ".debug_loc", ".debug_loclists", ".
                               ".zdebug_pubtypes", ".zdebug_pubnames", ".zdebug_types"})
 
 
-def _open_dwarf(path: str) -> Any:
+def _open_dwarf(file: RegularFile) -> Any:
     from elftools.elf.elffile import ELFFile
 
     class _DwarfOnly(ELFFile):
         def get_section_by_name(self, name: str) -> Any:
             return None if name in _UNUSED_SECTIONS else super().get_section_by_name(name)
 
-    with open(path, "rb") as f:
+    # the module's one descriptor, opened below the process's root (coripper.rootfs)
+    with file.stream() as f:
         elf = _DwarfOnly(f)
         if elf.get_section_by_name(".debug_info") is None:
             return None
@@ -464,22 +466,19 @@ def index_for(module: Module) -> DwarfIndex | None:
     """The DWARF index of ``module``: from its separate debug file when there is one with
     ``.debug_info`` (gdb prefers it too), else from the module's own file; None without DWARF
     or when the file on disk is another build."""
-    paths = []
-    if module.debug_path:
-        paths.append(module.debug_path)
-    if module.disk_path and module.status in ("ok", "no-build-id"):
-        paths.append(module.disk_path)
-    if not paths:
+    # module.file is set only when the file on disk is the build the core ran
+    files = [f for f in (module.debug_file, module.file) if f is not None]
+    if not files:
         return None
     # The files are part of the key: one build-id may be seen stripped (another rootdir) and
     # with its DWARF.
-    key = (module.build_id, tuple(paths))
+    key = (module.build_id, tuple(f.identity for f in files))
     if key in _INDEX_CACHE:
         return _INDEX_CACHE[key]
     index = None
-    for p in paths:
+    for f in files:
         try:
-            dwarf = _open_dwarf(p)
+            dwarf = _open_dwarf(f)
         except Exception:  # noqa: BLE001 - unreadable or garbage ELF/DWARF: no inline info
             dwarf = None
         if dwarf is not None:

@@ -3,6 +3,10 @@ of a file read as data are not modules), load bias and build-id, the file on dis
 ``rootdir``), its separate debug file (by build-id, else ``.gnu_debuglink``), and their
 CFI/symbol tables (with the ``name@plt`` symbols BFD synthesises for PLT stubs).
 
+Every file is opened once, below the process's root (:class:`coripper.rootfs.RootFS`, through
+one :class:`~coripper.rootfs.FileCache` per unwind): the module's one descriptor serves its
+build-id, its tables, its DWARF and the memory reads it backs.
+
 The build-id comes from the module's first page in the core when the core has it (the kernel
 dumps it by default, coredump_filter bit 4), else from the file. A file on disk whose build-id
 differs from the core's is a different build: we use neither its CFI nor its symbols and mark
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import io
-import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,9 +25,9 @@ from typing import TYPE_CHECKING, BinaryIO
 from coripper import elfcore
 from coripper.cfi import CfiError, CfiTable, Row
 from coripper.coremem import CoreMemory, FileBacking
-from coripper.debugfiles import find_debug_file, under_root
+from coripper.debugfiles import find_debug_file
 from coripper.plt import plt_symbols
-from coripper.regularfile import open_regular
+from coripper.rootfs import FileCache, RegularFile, RootFS
 from coripper.symbols import Symbol, SymbolTable, parse_symbols
 
 if TYPE_CHECKING:
@@ -63,21 +66,30 @@ class Module:
     end: int
     bias: int                    # runtime address - link-time address
     build_id: str | None         # from the core's copy of the header, else from the file
-    disk_path: str | None        # the file we read (under rootdir), None when absent
+    disk_path: str | None        # the file we read (its path below the root), None when absent
     debug_path: str | None       # separate debug file (/usr/lib/debug/.build-id/..)
     status: str                  # "ok", "missing" (no file), "mismatch" (other build-id), "no-build-id"
     tables: ModuleTables = field(compare=False, repr=False, default_factory=ModuleTables)
+    #: The open files behind disk_path and debug_path (valid while the unwind's FileCache is).
+    file: RegularFile | None = field(default=None, compare=False, repr=False)
+    debug_file: RegularFile | None = field(default=None, compare=False, repr=False)
 
     def contains(self, addr: int) -> bool:
         return self.start <= addr < self.end
 
 
 class ModuleMap:
-    """Modules sorted by address."""
+    """Modules sorted by address; :meth:`close` closes their files when the map owns them."""
 
-    def __init__(self, modules: Iterable[Module]) -> None:
+    def __init__(self, modules: Iterable[Module], files: FileCache | None = None) -> None:
         self.modules = sorted(modules, key=lambda m: m.start)
         self._starts = [m.start for m in self.modules]
+        self._files = files
+
+    def close(self) -> None:
+        """Close the files the map opened itself (none when the caller gave a FileCache)."""
+        if self._files is not None:
+            self._files.close()
 
     def find(self, addr: int) -> Module | None:
         """The module whose address range holds ``addr``."""
@@ -163,25 +175,23 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
     return tables
 
 
-def _file_build_id(path: str) -> str | None:
+def _file_build_id(f: RegularFile) -> str | None:
     try:
-        with open_regular(path) as f:
-            head = f.read(64)
-            eh = elfcore.parse_elf_header(head, require_core=False)
-            f.seek(eh.e_phoff)
-            phdrs = elfcore.parse_program_headers(f.read(eh.e_phnum * eh.e_phentsize), eh.e_phnum)
-            for ph in phdrs:
-                if ph.p_type == elfcore.PT_NOTE and ph.p_filesz < 1 << 20:
-                    f.seek(ph.p_offset)
-                    bid = elfcore.parse_build_id_notes(f.read(ph.p_filesz))
-                    if bid:
-                        return bid
+        head = f.pread(0, 64)
+        eh = elfcore.parse_elf_header(head, require_core=False)
+        phdrs = elfcore.parse_program_headers(f.pread(eh.e_phoff, eh.e_phnum * eh.e_phentsize),
+                                              eh.e_phnum)
+        for ph in phdrs:
+            if ph.p_type == elfcore.PT_NOTE and ph.p_filesz < 1 << 20:
+                bid = elfcore.parse_build_id_notes(f.pread(ph.p_offset, ph.p_filesz))
+                if bid:
+                    return bid
     except Exception:  # noqa: BLE001 - an unreadable or garbage file has no known build-id
         return None
     return None
 
 
-def _tables_for(key: object, disk_path: str | None, debug_path: str | None,
+def _tables_for(key: object, file: RegularFile | None, debug_file: RegularFile | None,
                 data: bytes | None = None) -> ModuleTables:
     if key in _TABLE_CACHE:
         return _TABLE_CACHE[key]
@@ -190,12 +200,12 @@ def _tables_for(key: object, disk_path: str | None, debug_path: str | None,
     try:
         if data is not None:
             stream = io.BytesIO(data)
-        elif disk_path is not None:
-            stream = open_regular(disk_path)
-        if debug_path is not None:
-            dstream = open_regular(debug_path)
+        elif file is not None:
+            stream = file.stream()
+        if debug_file is not None:
+            dstream = debug_file.stream()
         tables = load_tables(stream, dstream)
-    except OSError:
+    except (OSError, ValueError):
         tables = ModuleTables()
     finally:
         for s in (stream, dstream):
@@ -207,83 +217,112 @@ def _tables_for(key: object, disk_path: str | None, debug_path: str | None,
     return tables
 
 
-def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory, rootdir: str = "/",
-                *, executable: str | None = None) -> ModuleMap:
+def _identity(f: RegularFile | None) -> object:
+    return f.identity if f is not None else None
+
+
+def _file_cache(rootdir: FileCache | RootFS | str) -> tuple[FileCache, bool]:
+    """``rootdir`` as a FileCache, and whether it was made here (and is ours to close)."""
+    if isinstance(rootdir, FileCache):
+        return rootdir, False
+    if isinstance(rootdir, RootFS):
+        return FileCache(rootdir), True
+    root = RootFS.host() if rootdir in ("", "/") else RootFS.open(rootdir)
+    return FileCache(root, own_root=True), True
+
+
+def map_modules(notes: elfcore.CoreNotes, memory: CoreMemory,
+                rootdir: FileCache | RootFS | str = "/", *, executable: str | None = None,
+                executable_files: FileCache | None = None) -> ModuleMap:
     """Group ``NT_FILE`` mappings into modules and load their tables.
 
-    Also installs the on-disk files as ``memory``'s fallback for read-only file-backed memory
-    (only for modules whose build-id matches).
+    Files are opened below ``rootdir`` (a host directory, a :class:`RootFS`, or the unwind's
+    :class:`FileCache`, which the caller then closes). ``executable`` is the main program's
+    path below ``executable_files`` (default: the same root): used when the ``NT_FILE`` path
+    is not there, and to place the program in a core without ``NT_FILE``.
+    Also installs the files as ``memory``'s fallback for read-only file-backed memory (only
+    for modules whose build-id matches).
     """
+    files, owned = _file_cache(rootdir)
+    exe_files = executable_files or files
+    exe_file = exe_files.get(executable) if executable else None
     page = notes.page_size or 4096
     by_path: dict[str, list[elfcore.FileMapping]] = {}
-    for m in notes.mappings:
+    for m in _disjoint(notes.mappings):
         by_path.setdefault(m.path, []).append(m)
     modules: list[Module] = []
     backings: list[FileBacking] = []
     for path, maps in by_path.items():
-        disk: str | None = under_root(rootdir, path)
-        if executable and notes.executable == path and not os.path.isfile(disk or ""):
-            disk = executable
-        if disk is not None and not os.path.isfile(disk):
-            disk = None
-        file_bid = _file_build_id(disk) if disk is not None else None
-        instances = _loaded_instances(maps, memory, disk, page)
-        any_usable = False
-        for base, mine, mh in instances:
-            build_id = mh.build_id or file_bid
-            if disk is None:
-                status = "missing"
-            elif build_id and file_bid and build_id != file_bid:
-                status = "mismatch"
-            elif not build_id:
-                status = "no-build-id"
-            else:
-                status = "ok"
-            bias = base.start - (mh.min_vaddr & ~(page - 1))
-            usable_disk = disk if status in ("ok", "no-build-id") else None
-            debug = find_debug_file(build_id, usable_disk, path, rootdir) \
-                if status in ("ok", "missing", "no-build-id") else None
-            key: object = (build_id, debug) if build_id else ("path", usable_disk, debug)
-            if usable_disk is None and debug is None:
-                tables = ModuleTables()
-            else:
-                if usable_disk is None:
-                    key = ("debug-only", build_id)
-                tables = _tables_for(key, usable_disk, debug)
-            modules.append(Module(path, min(m.start for m in mine), max(m.end for m in mine),
-                                  bias, build_id, disk, debug, status, tables))
-            any_usable = any_usable or usable_disk is not None
-        if any_usable and disk is not None:
+        f = files.get(path)
+        if f is None and exe_file is not None and notes.executable == path:
+            f = exe_file
+        found = _path_modules(path, maps, f, memory, files, page)
+        modules += found
+        if f is not None and any(m.file is not None for m in found):
             # every mapping of the file (a loaded copy or an mmap of it) reads as the file
-            backings += [FileBacking(m.start, m.end, m.file_offset, disk) for m in maps]
-    if executable and not any(m.path == notes.executable for m in modules) and not notes.mappings:
-        exe = _executable_from_auxv(notes, memory, executable, rootdir, page)
+            backings += [FileBacking(m.start, m.end, m.file_offset, f) for m in maps]
+    if exe_file is not None and not notes.mappings:
+        exe = _executable_from_auxv(notes, memory, exe_file, exe_files, page)
         if exe is not None:
             modules.append(exe)
-            backings.append(FileBacking(exe.start, exe.end, 0, executable))
+            backings.append(FileBacking(exe.start, exe.end, 0, exe_file))
             # ld.so's l_name points at the executable's PT_INTERP string, in a read-only
             # segment qemu does not dump: read it from the file
             memory.set_file_backings(backings)
             # ...and its shared objects, from the process's own link_map chain
-            for lib, lib_backings in _modules_from_link_map(memory, exe, rootdir, page):
+            for lib, lib_backings in _modules_from_link_map(memory, exe, files, page):
                 modules.append(lib)
                 backings += lib_backings
     vdso = _vdso_module(notes, memory)
     if vdso is not None:
         modules.append(vdso)
     memory.set_file_backings(backings)
-    return ModuleMap(modules)
+    return ModuleMap(modules, files if owned else None)
 
 
-def _module_head(base: elfcore.FileMapping, memory: CoreMemory, disk: str | None,
+def _path_modules(path: str, maps: list[elfcore.FileMapping], f: RegularFile | None,
+                  memory: CoreMemory, files: FileCache, page: int) -> list[Module]:
+    """The loaded copies of the file ``path`` (opened as ``f``, None when it is not there),
+    with their status, debug file and tables. A module has ``file`` only when usable."""
+    file_bid = _file_build_id(f) if f is not None else None
+    out = []
+    for base, mine, mh in _loaded_instances(maps, memory, f, page):
+        build_id = mh.build_id or file_bid
+        if f is None:
+            status = "missing"
+        elif build_id and file_bid and build_id != file_bid:
+            status = "mismatch"
+        elif not build_id:
+            status = "no-build-id"
+        else:
+            status = "ok"
+        bias = base.start - (mh.min_vaddr & ~(page - 1))
+        usable = f if status in ("ok", "no-build-id") else None
+        debug = find_debug_file(build_id, usable, path, files) \
+            if status in ("ok", "missing", "no-build-id") else None
+        key: object = (build_id, _identity(debug)) if build_id else \
+            ("path", _identity(usable), _identity(debug))
+        if usable is None and debug is None:
+            tables = ModuleTables()
+        else:
+            if usable is None:
+                key = ("debug-only", build_id)
+            tables = _tables_for(key, usable, debug)
+        out.append(Module(path, min(m.start for m in mine), max(m.end for m in mine), bias,
+                          build_id, f.path if f is not None else None,
+                          debug.path if debug is not None else None, status, tables,
+                          file=usable, debug_file=debug))
+    return out
+
+
+def _module_head(base: elfcore.FileMapping, memory: CoreMemory, f: RegularFile | None,
                  page: int) -> elfcore.ModuleHeader | None:
     """The ELF header page of a mapping at file offset 0: from the core, else from the file."""
     head = memory.read(base.start, page)
-    if (head is None or head[:4] != b"\x7fELF") and disk is not None:
+    if (head is None or head[:4] != b"\x7fELF") and f is not None:
         try:
-            with open_regular(disk) as f:
-                head = f.read(page)
-        except OSError:
+            head = f.pread(0, page)
+        except (OSError, ValueError):
             head = None
     if head is None or head[:4] != b"\x7fELF":
         return None
@@ -293,7 +332,26 @@ def _module_head(base: elfcore.FileMapping, memory: CoreMemory, disk: str | None
         return None
 
 
-def _loaded_instances(maps: list[elfcore.FileMapping], memory: CoreMemory, disk: str | None,
+#: Copies of one file examined as loaded modules (glibc's dlmopen has 16 namespaces; the others
+#: are data mappings), and mappings examined per copy (one or two per PT_LOAD, plus gaps): so a
+#: process that maps one file 65,530 times costs linear time, not quadratic.
+MAX_COPIES = 256
+MAX_COPY_MAPPINGS = 64
+
+
+def _disjoint(mappings: Iterable[elfcore.FileMapping]) -> list[elfcore.FileMapping]:
+    """``NT_FILE`` mappings in address order, without empty ones and without those overlapping
+    an earlier one (a process's mappings never overlap; a forged core's may, all of them)."""
+    out: list[elfcore.FileMapping] = []
+    end = 0
+    for m in sorted(mappings, key=lambda m: m.start):
+        if m.start >= end and m.end > m.start:
+            out.append(m)
+            end = m.end
+    return out
+
+
+def _loaded_instances(maps: list[elfcore.FileMapping], memory: CoreMemory, f: RegularFile | None,
                       page: int) -> list[tuple[elfcore.FileMapping, list[elfcore.FileMapping],
                                              elfcore.ModuleHeader]]:
     """The copies of one file that the dynamic loader mapped, each as (first mapping, its
@@ -306,9 +364,11 @@ def _loaded_instances(maps: list[elfcore.FileMapping], memory: CoreMemory, disk:
     the modules (several with ``dlmopen``); when none is complete, the one with most segments
     mapped (ties: the lowest), as a damaged or partial ``NT_FILE`` may leave.
     """
+    maps = sorted(maps, key=lambda m: m.start)      # disjoint (map_modules)
+    starts = [m.start for m in maps]
     scored = []
-    for base in sorted((m for m in maps if m.file_offset == 0), key=lambda m: m.start):
-        mh = _module_head(base, memory, disk, page)
+    for base in [m for m in maps if m.file_offset == 0][:MAX_COPIES]:
+        mh = _module_head(base, memory, f, page)
         if mh is None:
             continue
         bias = base.start - (mh.min_vaddr & ~(page - 1))
@@ -319,8 +379,11 @@ def _loaded_instances(maps: list[elfcore.FileMapping], memory: CoreMemory, disk:
         span_end = max((hi for _lo, hi, _off in segs), default=base.end)
         mine: list[elfcore.FileMapping] = []
         mapped: set[int] = set()
-        for m in maps:
-            if m.start < base.start or m.end > span_end:
+        first = bisect.bisect_left(starts, base.start)
+        for m in maps[first:first + MAX_COPY_MAPPINGS]:
+            if m.start >= span_end:
+                break
+            if m.end > span_end:
                 continue
             # the kernel may split a segment's mapping (RELRO) or merge adjacent ones
             hits = [i for i, (lo, hi, off) in enumerate(segs)
@@ -338,16 +401,16 @@ def _loaded_instances(maps: list[elfcore.FileMapping], memory: CoreMemory, disk:
     return [(best[2], best[3], best[4])]
 
 
-def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executable: str,
-                          rootdir: str, page: int) -> Module | None:
+def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executable: RegularFile,
+                          files: FileCache, page: int) -> Module | None:
     """The main program of a core without ``NT_FILE`` (qemu-user writes none): placed by
-    ``AT_ENTRY`` (runtime entry point) minus the file's ``e_entry``."""
+    ``AT_ENTRY`` (runtime entry point) minus the file's ``e_entry``. ``files`` is where the
+    program was found (its debug file is looked up there too)."""
     entry = notes.auxv.get(AT_ENTRY)
-    if not entry or not os.path.isfile(executable):
+    if not entry:
         return None
     try:
-        with open_regular(executable) as f:
-            head = f.read(page)
+        head = executable.pread(0, page)
         eh = elfcore.parse_elf_header(head, require_core=False)
         mh = elfcore.parse_module_header(head)
     except Exception:  # noqa: BLE001 - not an ELF file we can use
@@ -360,8 +423,7 @@ def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executab
     bias = entry - eh.e_entry
     start = (mh.min_vaddr & ~(page - 1)) + bias
     end = max(p.p_vaddr + p.p_memsz for p in loads) + bias
-    # the executable is a host path (given on the command line), not under rootdir
-    return _file_module(executable, start, end, bias, executable, "/",
+    return _file_module(executable.path, start, end, bias, executable, files,
                         _core_build_id(memory, start, page),
                         mh.build_id or _file_build_id(executable))
 
@@ -378,17 +440,19 @@ def _core_build_id(memory: CoreMemory, addr: int, page: int) -> str | None:
     return mh.build_id if mh else None
 
 
-def _file_module(name: str, start: int, end: int, bias: int, disk: str, rootdir: str,
+def _file_module(name: str, start: int, end: int, bias: int, f: RegularFile, files: FileCache,
                  core_bid: str | None, file_bid: str | None) -> Module:
     """A module found without ``NT_FILE``, with its tables; ``mismatch`` (no tables) when the
     file on disk is another build than the one in the core."""
     build_id = core_bid or file_bid
     if core_bid and file_bid and core_bid != file_bid:
-        return Module(name, start, end, bias, build_id, disk, None, "mismatch")
-    debug = find_debug_file(build_id, disk, name, rootdir)
-    tables = _tables_for((build_id, debug) if build_id else ("path", disk, debug), disk, debug)
-    return Module(name, start, end, bias, build_id, disk, debug,
-                  "ok" if build_id else "no-build-id", tables)
+        return Module(name, start, end, bias, build_id, f.path, None, "mismatch")
+    debug = find_debug_file(build_id, f, name, files)
+    tables = _tables_for((build_id, _identity(debug)) if build_id else
+                         ("path", f.identity, _identity(debug)), f, debug)
+    return Module(name, start, end, bias, build_id, f.path,
+                  debug.path if debug is not None else None,
+                  "ok" if build_id else "no-build-id", tables, file=f, debug_file=debug)
 
 
 MAX_LINK_MAP = 4096     # nodes followed; a loop or garbage ends the walk earlier
@@ -411,11 +475,10 @@ def _read_cstring(memory: CoreMemory, addr: int, limit: int = 4096) -> str | Non
 def _link_map_entries(memory: CoreMemory, exe: Module) -> list[tuple[str, int]]:
     """``(l_name, l_addr)`` of the shared objects in the process's ``r_debug`` chain, found
     through the executable's ``DT_DEBUG`` (the dynamic section is in its dumped data)."""
-    assert exe.disk_path is not None
+    assert exe.file is not None
     try:
-        with open_regular(exe.disk_path) as f:
-            mh = elfcore.parse_module_header(f.read(1 << 16))
-    except OSError:
+        mh = elfcore.parse_module_header(exe.file.pread(0, 1 << 16))
+    except (OSError, ValueError):
         return []
     if mh is None or mh.dynamic_vaddr is None:
         return []                          # static: no dynamic section, no chain (not an error)
@@ -441,41 +504,40 @@ def _link_map_entries(memory: CoreMemory, exe: Module) -> list[tuple[str, int]]:
     return entries
 
 
-def _modules_from_link_map(memory: CoreMemory, exe: Module, rootdir: str, page: int
+def _modules_from_link_map(memory: CoreMemory, exe: Module, files: FileCache, page: int
                            ) -> list[tuple[Module, list[FileBacking]]]:
     """The shared objects of a core without ``NT_FILE`` (qemu-user's), from ``link_map``.
 
     Each object is placed by ``l_addr`` (its load bias) plus its file's ``PT_LOAD``s; names
-    are the paths the process used, looked up under ``rootdir`` (the guest's sysroot, e.g.
+    are the paths the process used, looked up below the root (the guest's sysroot, e.g.
     /usr/aarch64-linux-gnu, as gdb's ``set sysroot``). Objects not found there are skipped
     (the vdso's "linux-vdso.so.1" among them).
     """
     out: list[tuple[Module, list[FileBacking]]] = []
-    if exe.disk_path is None or exe.status == "mismatch":
+    if exe.file is None or exe.status == "mismatch":
         return out
     for name, l_addr in _link_map_entries(memory, exe):
-        disk = under_root(rootdir, name)
-        if not os.path.isfile(disk):
+        f = files.get(name)
+        if f is None:
             continue
         try:
-            with open_regular(disk) as f:
-                mh = elfcore.parse_module_header(f.read(page))
-        except OSError:
+            mh = elfcore.parse_module_header(f.pread(0, page))
+        except (OSError, ValueError):
             continue
         loads = [p for p in (mh.phdrs if mh else ()) if p.p_type == elfcore.PT_LOAD]
         if mh is None or not loads:
             continue
         start = l_addr + mh.min_vaddr
         end = l_addr + max(p.p_vaddr + p.p_memsz for p in loads)
-        module = _file_module(name, start, end, l_addr, disk, rootdir,
+        module = _file_module(name, start, end, l_addr, f, files,
                               _core_build_id(memory, start, page),
-                              mh.build_id or _file_build_id(disk))
+                              mh.build_id or _file_build_id(f))
         if module.status == "mismatch":
             out.append((module, []))
             continue
         # read-only segments only: writable data in the file is not what the process held
         backings = [FileBacking(l_addr + (p.p_vaddr & ~(page - 1)),
-                                l_addr + p.p_vaddr + p.p_filesz, p.p_offset & ~(page - 1), disk)
+                                l_addr + p.p_vaddr + p.p_filesz, p.p_offset & ~(page - 1), f)
                     for p in loads if not p.p_flags & elfcore.PF_W]
         out.append((module, backings))
     return out

@@ -1,26 +1,20 @@
-"""Opening files named by a core without trusting them."""
+"""Opening a host file named by a core without trusting it: a thin wrapper over
+:class:`coripper.rootfs.RootFS` (the unwinder itself opens through a RootFS and a FileCache)."""
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from typing import BinaryIO
+
+from coripper.rootfs import RootFS
 
 
 def open_regular(path: str) -> BinaryIO:
-    """Open ``path`` for reading only if it is a regular file.
+    """Open the host file ``path`` for reading only if it is a regular file.
 
-    Paths come from the core (NT_FILE) and may lie under a container's root: a FIFO or a
-    device planted there must not block us or trigger a driver, so the open does not wait
-    (O_NONBLOCK) and anything that is not a regular file is refused after ``fstat``.
+    It is resolved below the host's ``/`` without magic links and checked through an
+    ``O_PATH`` descriptor before anything opens it for reading, so a FIFO or a device there
+    is never opened (no blocking, no driver's ``open``). Raises OSError otherwise.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    with RootFS.host() as root, root.open_file(os.path.abspath(path)) as f:
+        return os.fdopen(os.dup(f.fileno()), "rb")

@@ -243,10 +243,11 @@ class RootFS:
         return cls(_open_host_dir(path), path)
 
     @classmethod
-    def from_fd(cls, fd: int) -> RootFS:
+    def from_fd(cls, fd: int, *, take: bool = False) -> RootFS:
         """A root from a directory descriptor opened by someone else (e.g. by root before
-        dropping privileges). The descriptor is duplicated: the caller still owns ``fd``."""
-        return cls(os.dup(fd), f"fd {fd}")
+        dropping privileges). The descriptor is duplicated, and the caller still owns ``fd``;
+        with ``take`` it is not, and this RootFS closes it."""
+        return cls(fd if take else os.dup(fd), f"fd {fd}")
 
     @classmethod
     def host(cls) -> RootFS:

@@ -26,6 +26,7 @@ from coripper import elfcore
 from coripper.backtrace import _read_notes, core_backtrace
 from coripper.coremem import open_core_memory
 from coripper.modules import _executable_from_auxv
+from coripper.rootfs import FileCache, RootFS
 from test_aarch64_dynamic import SYSROOT, dyn  # noqa: F401 - the module-scoped fixture
 
 _NODE = struct.Struct("<QQQQQ")      # l_addr, l_name, l_ld, l_next, l_prev
@@ -37,7 +38,10 @@ def _chain(core: Path, exe: Path) -> tuple[list[int], list[elfcore.ProgramHeader
     with open(core, "rb") as f:
         header, phdrs, memory = open_core_memory(f)
         notes = elfcore.parse_core_notes(_read_notes(f, phdrs), header.e_machine)
-        module = _executable_from_auxv(notes, memory, str(exe), SYSROOT, 4096)
+        with FileCache(RootFS.host(), own_root=True) as files:
+            exe_file = files.get(str(exe))
+            assert exe_file is not None
+            module = _executable_from_auxv(notes, memory, exe_file, files, 4096)
         assert module is not None
         mh = elfcore.parse_module_header(exe.read_bytes()[:4096])
         assert mh is not None and mh.dynamic_vaddr is not None

@@ -229,8 +229,16 @@ def test_host_and_from_fd(tree: Path) -> None:
     assert root.closed
     with pytest.raises(ValueError, match="closed"):
         root.open_file("/lib/libc.so.6")
+    fd = os.open(tree / "etc/passwd", os.O_PATH)
     with pytest.raises(NotADirectoryError):
-        RootFS.from_fd(os.open(tree / "etc/passwd", os.O_PATH))
+        RootFS.from_fd(fd, take=True)
+    with pytest.raises(OSError):
+        os.fstat(fd)                              # taken, and closed on the error
+    fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
+    with RootFS.from_fd(fd, take=True) as root:
+        assert root.fd == fd
+    with pytest.raises(OSError):
+        os.fstat(fd)
 
 
 def test_open_file_pins_the_inode(tree: Path, resolver: str) -> None:
