@@ -47,6 +47,17 @@ def parse_range(text: str) -> tuple[int, int]:
     return start, end
 
 
+def parse_seconds(text: str) -> float:
+    """``5``, ``0.5`` -> seconds (positive, finite)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number of seconds {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be positive: {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         """Usage errors as one line (the project's CLI contract), not argparse's usage block."""
@@ -162,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream mode: hash the whole input for the provenance note (default "
                         "blake3, about 3.5x faster than sha256; 'none' skips what is not kept "
                         "without copying it); file mode never hashes")
+    p.add_argument("--analysis-budget", metavar="SECONDS", type=parse_seconds,
+                   help="stop analysing after SECONDS (time waiting on input and output not "
+                        "counted): the rest of the input is drained unread and the output, "
+                        "with what was kept so far, is marked truncated (exit 1); default: "
+                        "no budget")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -179,7 +195,8 @@ def _minimize(args: argparse.Namespace, src: BinaryIO, dst: _NamedSink | None
               ) -> MinimizeReport:
     opts = MinimizeOptions(keep_heap=args.keep_heap, max_stack=args.max_stack,
                            keep_ranges=tuple(args.keep),
-                           hash_algorithm=None if args.hash == "none" else args.hash)
+                           hash_algorithm=None if args.hash == "none" else args.hash,
+                           analysis_budget=args.analysis_budget)
     fn: Callable[[BinaryIO, BinaryIO | None, MinimizeOptions], MinimizeReport]
     kind = detect_compression(peek_head(src))
     if kind is not None:    # systemd-coredump's .zst/.xz/.lz4 cores: decompressed as a stream

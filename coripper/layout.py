@@ -8,10 +8,12 @@ single-pass stream mode and the file mode make the same decisions. The executabl
 from __future__ import annotations
 
 import bisect
+import heapq
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .elfcore import (AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, PF_W, PT_LOAD, CoreNotes,
                       FileMapping, ProgramHeader)
@@ -28,9 +30,8 @@ LINK_MAP_SIZE = 40        # public struct link_map: l_addr, l_name, l_ld, l_next
 R_DEBUG_SIZE = 40         # struct r_debug (version 1)
 
 
-@dataclass(frozen=True)
-class Want:
-    """A virtual address range to keep and why."""
+class Want(NamedTuple):
+    """A virtual address range to keep and why (a named tuple: one per mapped file)."""
 
     start: int
     end: int
@@ -51,6 +52,8 @@ class Plan:
     synth_base: int                             # where the synthesized link_map chain goes
     synth_size: int
     warnings: list[str] = field(default_factory=list)
+    header_pages: list[FileMapping] = field(default_factory=list)   # modules whose first
+                                                                    # page was dumped
 
 
 def page_down(x: int, page: int) -> int:
@@ -71,6 +74,35 @@ def _segment_at(loads: Sequence[ProgramHeader], starts: list[int], addr: int) ->
 def _segment_above(loads: Sequence[ProgramHeader], starts: list[int], addr: int) -> ProgramHeader | None:
     i = bisect.bisect_right(starts, addr)
     return loads[i] if i < len(loads) else None
+
+
+class _Overlaps:
+    """Segments sorted by ``p_vaddr``; :meth:`overlapping` finds those meeting a range by
+    bisection (a process may map libc or ld.so ~65,530 times: no scan of every segment each)."""
+
+    def __init__(self, segs: Sequence[ProgramHeader]) -> None:
+        self.segs = segs
+        self.starts = [s.p_vaddr for s in segs]
+        # running maximum of the ends: monotonic even where hostile segments overlap
+        self.max_end: list[int] = []
+        for s in segs:
+            self.max_end.append(max(s.end, self.max_end[-1]) if self.max_end else s.end)
+
+    def overlapping(self, start: int, end: int) -> Sequence[ProgramHeader]:
+        """The segments that may overlap ``[start, end)``, in vaddr order (a superset only
+        where segments overlap each other, which kernel cores never do)."""
+        lo = bisect.bisect_right(self.max_end, start)
+        hi = bisect.bisect_left(self.starts, end)
+        return self.segs[lo:hi]
+
+    def meets(self, start: int, end: int) -> bool:
+        """True when some segment overlaps ``[start, end)``."""
+        lo = bisect.bisect_right(self.max_end, start)
+        hi = bisect.bisect_left(self.starts, end)
+        for seg in self.segs[lo:hi]:
+            if seg.p_vaddr < end and start < seg.end:
+                return True
+        return False
 
 
 def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -127,11 +159,18 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
     # First page (ELF header, phdrs, build-id note) of every file mapped at offset 0.
     modules: list[FileMapping] = []
     seen: set[int] = set()
+    # Only a dumped first page can be kept or read: the kernel dumps it for ELF files only
+    # (coredump_filter bit 4), so a file that is not ELF, mapped 65,530 times, adds no want.
+    dumped = _Overlaps(loads)
+    header_pages: list[FileMapping] = []
     for m in notes.mappings:
         if m.file_offset == 0 and m.start not in seen:
             seen.add(m.start)
             modules.append(m)
-            want(m.start, min(m.end, m.start + page), f"elf header {m.path}")
+            end = min(m.end, m.start + page)
+            if dumped.meets(m.start, end):
+                header_pages.append(m)
+                want(m.start, end, f"elf header {m.path}")
 
     auxv = notes.auxv
     vdso = auxv.get(AT_SYSINFO_EHDR)
@@ -156,17 +195,18 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
     if base:
         interp_path = next((m.path for m in notes.mappings if m.start <= base < m.end), None)
     data_of = {interp_path: "ld.so data"}
-    for m in notes.mappings:
-        if THREAD_LIB.match(os.path.basename(m.path)):
-            data_of[m.path] = "thread library data"
+    for path in {m.path for m in notes.mappings}:       # each path once, not each mapping
+        if THREAD_LIB.match(os.path.basename(path)):
+            data_of[path] = "thread library data"
     if exe_path is not None and interp_path is None:
         data_of[exe_path] = "static executable data"
+    writable = _Overlaps([seg for seg in loads if seg.p_flags & PF_W])
     for m in notes.mappings:
         reason = data_of.get(m.path)
         if reason is None:
             continue
-        for seg in loads:
-            if seg.p_flags & PF_W and seg.p_vaddr < m.end and m.start < seg.end:
+        for seg in writable.overlapping(m.start, m.end):
+            if seg.p_vaddr < m.end and m.start < seg.end:
                 end = min(seg.end, m.end)
                 if reason.startswith("static"):
                     end = min(end, max(seg.p_vaddr, m.start) + STATIC_DATA_MAX)
@@ -209,12 +249,11 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
 
     synth_size = page_up(R_DEBUG_SIZE + sum(LINK_MAP_SIZE + _module_name_len(m) for m in modules)
                          + LINK_MAP_SIZE + 1, page)
-    occupied = merge_ranges([(p.p_vaddr, p.p_vaddr + max(p.p_memsz, p.p_filesz))
-                             for p in phdrs if p.p_type == PT_LOAD]
-                            + [(m.start, m.end) for m in notes.mappings])
+    occupied = [(p.p_vaddr, p.p_vaddr + max(p.p_memsz, p.p_filesz))
+                for p in phdrs if p.p_type == PT_LOAD] + [(m.start, m.end) for m in notes.mappings]
     synth_base = find_gap(occupied, synth_size, page)
     return Plan(page, loads, wants, modules, exe_path, exe_start, interp_path, synth_base,
-                synth_size, warnings)
+                synth_size, warnings, header_pages)
 
 
 def _want_static_exe_data(phdrs: Sequence[ProgramHeader], auxv: Mapping[int, int],
@@ -246,10 +285,17 @@ def _want_static_exe_data(phdrs: Sequence[ProgramHeader], auxv: Mapping[int, int
                  "static executable data (no NT_FILE)")
 
 
-def find_gap(occupied: list[tuple[int, int]], size: int, page: int) -> int:
-    """Lowest page-aligned address >= SYNTH_FLOOR with ``size`` bytes free of ``occupied``."""
+def find_gap(occupied: Iterable[tuple[int, int]], size: int, page: int) -> int:
+    """Lowest page-aligned address >= SYNTH_FLOOR with ``size`` bytes free of ``occupied``
+    (``[start, end)`` ranges in any order, overlapping or not).
+
+    The ranges come off a heap in address order only as far as the gap: usually the first
+    one, so ~131,000 ranges (mappings and segments) are not all sorted."""
+    heap = [r for r in occupied if r[1] > r[0] and r[1] > SYNTH_FLOOR]
+    heapq.heapify(heap)
     addr = SYNTH_FLOOR
-    for start, end in occupied:
+    while heap:
+        start, end = heapq.heappop(heap)
         if end <= addr:
             continue
         if start >= addr + size:

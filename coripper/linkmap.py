@@ -10,7 +10,7 @@ vaddr, ``l_name`` the ``NT_FILE`` path. Layouts follow glibc's ``<link.h>`` (pub
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .layout import LINK_MAP_SIZE, R_DEBUG_SIZE
 
@@ -19,9 +19,8 @@ _R_DEBUG = struct.Struct("<i4xQQi4xQ")   # r_version, r_map, r_brk, r_state, r_l
 RT_CONSISTENT = 0
 
 
-@dataclass(frozen=True)
-class LinkEntry:
-    """One node of the synthesized chain."""
+class LinkEntry(NamedTuple):
+    """One node of the synthesized chain (a named tuple: one per module, ~65,530 at most)."""
 
     name: str        # "" for the main program, as glibc does
     l_addr: int

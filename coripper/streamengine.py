@@ -8,23 +8,24 @@ decisions; see docs/coripper.md.
 from __future__ import annotations
 
 import bisect
-import functools
 import struct
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from . import __version__
 from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR, DT_DEBUG, EHDR_SIZE, ET_DYN, PF_R, PF_W,
                       PHDR_SIZE, PN_XNUM, PT_DYNAMIC, PT_LOAD, PT_NOTE, PT_PHDR, CoreNotes,
-                      ModuleHeader, Note, ProgramHeader, parse_core_notes, parse_dynamic,
-                      parse_elf_header, parse_module_header, parse_notes, parse_program_headers)
+                      ModuleSummary, Note, ProgramHeader, parse_core_notes, parse_dynamic,
+                      parse_elf_header, parse_module_summary, parse_notes,
+                      parse_program_headers)
 from .errors import CoreFormatError
 from .layout import Plan, Want, merge_ranges, page_down, page_up, plan_keep
 from .linkmap import LinkEntry, build_link_map, build_r_debug
 from .provenance import build_provenance, find_provenance
+from .streambudget import AnalysisClock, BudgetExceeded
 from .streamin import Source, StreamSource
+from .streamindex import Watch, WatchIndex, module_ends, reasons_of
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
-from .writer import CoreWriter
+from .writer import MAX_OUT_SEGMENTS, CoreWriter, OutSegment
 
 MAX_PHDRS = 1 << 17             # program headers beyond this are ignored (with a warning)
 MAX_NOTES = 64 << 20            # total note bytes we read and copy
@@ -32,23 +33,20 @@ MAX_DYNAMIC = 64 << 10          # bytes of the executable's PT_DYNAMIC we keep a
 VDSO_NAME = "[vdso]"            # the vdso's path in the report (as /proc/PID/maps)
 
 
-@dataclass
-class _Watch:
-    start: int
-    end: int
-    callback: Callable[[bytes], None]
-    data: bytearray = field(default_factory=bytearray)
-    fired: bool = False
-
-
 class Engine:
     """One minimization: read headers and notes, plan what to keep, copy it to ``sink`` in a
     single forward pass while watching the pages that tell more (module headers, the
-    executable's program headers and dynamic section), then synthesize the link map."""
+    executable's program headers and dynamic section), then synthesize the link map.
+
+    Linear in the headers (up to sorting): nothing is looked up by scanning every mapping,
+    segment or want (see :mod:`coripper.streamindex`). ``options.analysis_budget`` bounds the
+    time spent analysing; past it the rest of the input is drained, not copied."""
 
     def __init__(self, source: Source, sink: BinaryIO, options: MinimizeOptions, mode: str) -> None:
         self.src = source
         self.sink = sink
+        self.clock = AnalysisClock(options.analysis_budget, source.waits)
+        self.budget_exceeded = False
         self.opts = options
         self.mode = mode
         self.warnings: list[str] = []
@@ -57,9 +55,13 @@ class Engine:
         self.previous_source: Any = None            # the source of a core we minimized before
         self.wants: list[Want] = []
         self.ranges: list[tuple[int, int]] = []
-        self.watches: list[_Watch] = []
-        self.headers: dict[int, ModuleHeader | None] = {}
+        self.watches = WatchIndex()
+        self.headers: dict[int, ModuleSummary | None] = {}
         self.exe_bias: int | None = None
+        self._at = 0                                 # vaddr of the next byte _consume gets
+        self._run: list[ProgramHeader] = []          # _copy_run: the segments, the next one,
+        self._run_next = 0                           # and the bytes left of the current one
+        self._run_left = 0
         self.exe_dynamic: int | None = None
         self.r_debug: int | None = None
         self.vdso: tuple[int, int] | None = None     # (start, end) when dumped
@@ -105,10 +107,11 @@ class Engine:
         note_phdrs = sorted((p for p in phdrs if p.p_type == PT_NOTE), key=lambda p: p.p_offset)
         data_start = min((p.p_offset for p in phdrs if p.p_type == PT_LOAD and p.p_filesz),
                          default=None)
-        early = [p for p in note_phdrs if data_start is None or p.p_offset < data_start]
-        if early:
-            self.late_notes = [p for p in note_phdrs if p not in early]
-            note_phdrs = early
+        # sorted by offset: the early ones are a prefix (no list membership test: O(n^2))
+        n_early = sum(1 for p in note_phdrs if data_start is None or p.p_offset < data_start)
+        if n_early:
+            self.late_notes = note_phdrs[n_early:]
+            note_phdrs = note_phdrs[:n_early]
         for ph in note_phdrs:
             self.src.rewind(ph.p_offset)    # a file can go back (table after the notes)
             if ph.p_offset < self.src.pos:
@@ -150,57 +153,141 @@ class Engine:
         hdr, phdrs, core, notes_raw = self.read_headers()
         self.core = core
         self.page = core.page_size
-        opts = self.opts
-        plan = plan_keep(core, phdrs, max_stack=opts.max_stack, keep_heap=opts.keep_heap,
-                         keep_ranges=opts.keep_ranges)
-        self.plan = plan
-        self.warnings += plan.warnings
-        for w in plan.wants:
-            self.wants.append(Want(page_down(w.start, self.page), page_up(w.end, self.page), w.reason))
-        self.ranges = merge_ranges((w.start, w.end) for w in self.wants)
-        for m in plan.modules:
-            self.watches.append(_Watch(m.start, m.start + self.page,
-                                       functools.partial(self._on_module_page, m.start)))
-        vdso = core.auxv.get(AT_SYSINFO_EHDR)
-        vdso_seg = next((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz
-                         and p.p_vaddr <= (vdso or -1) < p.p_vaddr + p.p_memsz), None)
-        if vdso and vdso_seg is not None:
-            # only for the report's module list (eu-unstrip lists it too); kept by plan_keep
-            self.vdso = (vdso, vdso_seg.p_vaddr + vdso_seg.p_memsz)
-            self.watches.append(_Watch(vdso, min(vdso + self.page, self.vdso[1]),
-                                       lambda data: self._on_module_page(vdso, data)))
-        at_phdr, at_phnum = core.auxv.get(AT_PHDR), core.auxv.get(AT_PHNUM)
-        if at_phdr and at_phnum and plan.exe_start is not None:
-            self.watches.append(_Watch(at_phdr, at_phdr + min(at_phnum, 512) * PHDR_SIZE,
-                                       lambda data: self._on_exe_phdrs(at_phdr, data)))
-
-        sink = self.sink
-        # Room for the phdr table in front: the notes, the provenance note, one load per kept
-        # range, plus what watched pages add later (a module's PT_DYNAMIC and data, the
-        # synthesized link_map); should it not suffice, the writer puts the table last.
-        reserve = len(notes_raw) + 1 + len(self.ranges) + len(plan.modules) + 8
-        self.writer = writer = CoreWriter(sink, hdr.e_ident, hdr.e_machine, hdr.e_flags, self.page,
-                                          reserve)
+        plan = self._plan(phdrs)
+        # Room for the phdr table in front: the notes, the provenance note, one load per piece
+        # of a segment the planned ranges keep, plus what is planned while reading (the
+        # executable's PT_DYNAMIC, over at most MAX_DYNAMIC / page + 1 segments) and the
+        # synthesized link_map and r_debug; should it not suffice, the writer puts the table last.
+        reserve = (len(notes_raw) + 1 + self._pieces(plan.loads) + MAX_DYNAMIC // self.page + 1
+                   + 8)
+        self.writer = writer = CoreWriter(self.sink, hdr.e_ident, hdr.e_machine, hdr.e_flags,
+                                          self.page, reserve, self.src.waits)
         for raw in notes_raw:
             writer.add_note(raw, "notes")
-        for seg in sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz > 0),
-                          key=lambda p: (p.p_offset, p.p_vaddr)):
-            if self.src.eof:
-                break
-            self._copy_segment(seg)
-        self._read_late_notes()
+        self._copy_all(phdrs)
+        if not self.budget_exceeded:
+            self._read_late_notes()
         self.src.drain()
-        for watch in self.watches:    # partial data (input ended inside a watched range)
-            if not watch.fired and watch.data:
-                self._fire(watch)
+        if not self.budget_exceeded:
+            for watch in self.watches.all:  # partial data (input ended inside a watched range)
+                if not watch.fired and watch.data:
+                    self._fire(watch)
         if self.src.eof and self.src.pos < self._expected_end(phdrs):
             self.truncated = True
             # a file's pos may stand past its end (a gap skipped by seeking): report the size
             ended = min(self.src.pos, self.src.total())
             self.warnings.append(f"input ended at byte {ended}, before the end of the "
                                  f"last segment ({self._expected_end(phdrs)})")
-        self._synthesize()
+        if not self.budget_exceeded:
+            self._synthesize()
         return self._finish(hdr, core, plan)
+
+    def _plan(self, phdrs: list[ProgramHeader]) -> Plan:
+        """Plan what to keep and which pages to watch while copying."""
+        core, opts, page = self.core, self.opts, self.page
+        plan = plan_keep(core, phdrs, max_stack=opts.max_stack, keep_heap=opts.keep_heap,
+                         keep_ranges=opts.keep_ranges)
+        self.plan = plan
+        self.warnings += plan.warnings
+        mask = page - 1
+        self.wants = [w if not (w.start | w.end) & mask
+                      else Want(page_down(w.start, page), page_up(w.end, page), w.reason)
+                      for w in plan.wants]
+        self.ranges = merge_ranges((w.start, w.end) for w in self.wants)
+        self.watches.add_many(Watch(m.start, m.start + page, self._on_module_page)
+                              for m in plan.header_pages)
+        vdso = core.auxv.get(AT_SYSINFO_EHDR)
+        vdso_seg = next((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz
+                         and p.p_vaddr <= (vdso or -1) < p.p_vaddr + p.p_memsz), None)
+        if vdso and vdso_seg is not None:
+            # only for the report's module list (eu-unstrip lists it too); kept by plan_keep
+            self.vdso = (vdso, vdso_seg.p_vaddr + vdso_seg.p_memsz)
+            self.watches.add(Watch(vdso, min(vdso + page, self.vdso[1]), self._on_module_page))
+        at_phdr, at_phnum = core.auxv.get(AT_PHDR), core.auxv.get(AT_PHNUM)
+        if at_phdr and at_phnum and plan.exe_start is not None:
+            self.watches.add(Watch(at_phdr, at_phdr + min(at_phnum, 512) * PHDR_SIZE,
+                                   self._on_exe_phdrs))
+        return plan
+
+    def _pieces(self, loads: list[ProgramHeader]) -> int:
+        """How many loads copying ``loads`` with the planned ranges makes, at most."""
+        ranges, count = self.ranges, 0
+        for seg in loads:
+            i = bisect.bisect_right(ranges, (seg.p_vaddr, 1 << 65)) - 1
+            if i < 0 or ranges[i][1] <= seg.p_vaddr:
+                i += 1
+            count += max(0, bisect.bisect_left(ranges, (seg.end,)) - i)
+        return count
+
+    def _copy_all(self, phdrs: list[ProgramHeader]) -> None:
+        """Copy the kept ranges of every segment, in file order, until EOF or the budget."""
+        try:
+            if self.clock.over():
+                raise BudgetExceeded
+            run: list[ProgramHeader] = []       # kept whole, each right after the previous
+            for seg in sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz > 0),
+                              key=lambda p: (p.p_offset, p.p_vaddr)):
+                if run and self._whole(seg) and seg.p_offset == run[-1].p_offset + run[-1].p_filesz:
+                    run.append(seg)
+                    continue
+                self._copy_run(run)
+                run = []
+                if self.src.eof:
+                    break
+                if self._whole(seg) and seg.p_offset >= self.src.pos:
+                    run = [seg]
+                else:
+                    self._copy_segment(seg)
+            self._copy_run(run)
+        except BudgetExceeded:
+            self.budget_exceeded = self.truncated = True
+            self.warnings.append(
+                f"analysis budget of {self.clock.budget:g} s used up at input offset "
+                f"{self.src.pos}: the data kept so far is kept, the rest was drained unread")
+
+    def _whole(self, seg: ProgramHeader) -> bool:
+        """True when one planned range holds all of ``seg`` (ranges only grow meanwhile)."""
+        ranges = self.ranges
+        i = bisect.bisect_right(ranges, (seg.p_vaddr, 1 << 65)) - 1
+        return i >= 0 and ranges[i][0] <= seg.p_vaddr and seg.end <= ranges[i][1]
+
+    def _copy_run(self, run: list[ProgramHeader]) -> None:
+        """Copy segments kept whole and adjacent in the file with one read of them all: the
+        ~65,530 one-page segments of a process that mapped one ELF file that often cost one
+        pass over the file, not one read per page. One load per segment, as ``_copy_segment``."""
+        if not run:
+            return
+        self._run, self._run_next = run, 1
+        self._run_left = run[0].p_filesz
+        self._at = run[0].p_vaddr
+        self.writer.begin_load(run[0].p_vaddr, run[0].p_flags, "")
+        total = run[-1].p_offset + run[-1].p_filesz - run[0].p_offset
+        try:
+            got = self.src.copy(run[0].p_offset, total, self._consume_run)
+        finally:
+            self.writer.end_load()
+        if got < total:
+            self.truncated = True
+            k = self._run_next - 1       # the segment the input ended in
+            seg = run[k]
+            kept = seg.p_filesz - self._run_left
+            self.warnings.append(f"input ended inside segment {seg.index} ({seg.p_vaddr:#x}); "
+                                 f"kept {kept} of {seg.p_filesz} bytes there")
+
+    def _consume_run(self, chunk: memoryview) -> None:
+        """A chunk of a run of whole segments: split at the segments' ends."""
+        while chunk:
+            n = min(len(chunk), self._run_left)
+            self._consume(chunk[:n])
+            chunk = chunk[n:]
+            self._run_left -= n
+            if not self._run_left and self._run_next < len(self._run):
+                self.writer.end_load()
+                seg = self._run[self._run_next]
+                self._run_next += 1
+                self._run_left = seg.p_filesz
+                self._at = seg.p_vaddr
+                self.writer.begin_load(seg.p_vaddr, seg.p_flags, "")
 
     def _read_late_notes(self) -> None:
         """Notes after the memory: a previous coripper run's provenance note is remembered (its
@@ -234,6 +321,8 @@ class Engine:
         hi = seg.p_vaddr + seg.p_filesz
         cur = lo
         while cur < hi and not self.src.eof:
+            if self.clock.over():
+                raise BudgetExceeded
             i = bisect.bisect_right(self.ranges, (cur, 1 << 65)) - 1
             if i < 0 or self.ranges[i][1] <= cur:
                 i += 1
@@ -242,15 +331,11 @@ class Engine:
             a = max(self.ranges[i][0], cur)
             b = min(self.ranges[i][1], hi)
             self.writer.begin_load(a, seg.p_flags, "")
-            vaddr = [a]
-
-            def consume(chunk: memoryview, vaddr: list[int] = vaddr) -> None:
-                self.writer.write(chunk)
-                self._feed(vaddr[0], chunk)
-                vaddr[0] += len(chunk)
-
-            got = self.src.copy(seg.p_offset + (a - seg.p_vaddr), b - a, consume)
-            self.writer.end_load()
+            self._at = a
+            try:
+                got = self.src.copy(seg.p_offset + (a - seg.p_vaddr), b - a, self._consume)
+            finally:
+                self.writer.end_load()      # past the budget: what was written stays
             if got < b - a:
                 self.truncated = True
                 self.warnings.append(f"input ended inside segment {seg.index} "
@@ -258,28 +343,47 @@ class Engine:
                 return
             cur = b
 
+    def _consume(self, chunk: memoryview) -> None:
+        """One chunk of kept data at ``self._at``: written, shown to the watches."""
+        self.writer.write(chunk)
+        self._feed(self._at, chunk)
+        self._at += len(chunk)
+        if self.clock.over():
+            raise BudgetExceeded
+
     def _feed(self, vaddr: int, chunk: memoryview) -> None:
         end = vaddr + len(chunk)
-        for w in self.watches:
-            if w.fired or w.end <= vaddr or w.start >= end:
-                continue
-            lo, hi = max(w.start, vaddr), min(w.end, end)
-            if lo != w.start + len(w.data):
-                continue        # a hole: the watched range is not contiguous in the core
-            w.data += chunk[lo - vaddr:hi - vaddr]
-            if w.start + len(w.data) >= w.end:
-                self._fire(w)
+        added = len(self.watches.all)
+        todo = self.watches.overlapping(vaddr, end)
+        while todo:
+            for w in todo:
+                if w.fired:
+                    continue
+                lo, hi = max(w.start, vaddr), min(w.end, end)
+                if lo != w.start + len(w.data):
+                    continue        # a hole: the watched range is not contiguous in the core
+                if hi == w.end and not w.data:      # all of it in this chunk: nothing to gather
+                    self._fire(w, chunk[lo - vaddr:hi - vaddr])
+                    continue
+                w.data += chunk[lo - vaddr:hi - vaddr]
+                if w.start + len(w.data) >= w.end:
+                    self._fire(w)
+            # a callback may have added a watch (the executable's PT_DYNAMIC) this chunk feeds
+            new = self.watches.all[added:]
+            added += len(new)
+            todo = [w for w in new if w.end > vaddr and w.start < end]
 
-    def _fire(self, w: _Watch) -> None:
+    def _fire(self, w: Watch, data: memoryview | None = None) -> None:
+        """Hand the watched bytes (``data``, else what was gathered) to the callback."""
         w.fired = True
         try:
-            w.callback(bytes(w.data))
+            w.callback(w.start, bytes(w.data if data is None else data))
         except (struct.error, ValueError, IndexError, KeyError, OverflowError) as exc:
             self.warnings.append(f"could not parse memory at {w.start:#x}: {exc}")
         w.data = bytearray()
 
     def _on_module_page(self, start: int, data: bytes) -> None:
-        self.headers[start] = parse_module_header(data)
+        self.headers[start] = parse_module_summary(data)
 
     def _on_exe_phdrs(self, at_phdr: int, data: bytes) -> None:
         phdrs = parse_program_headers(data)
@@ -297,9 +401,9 @@ class Engine:
         size = min(dyn.p_memsz, MAX_DYNAMIC)
         self.exe_dynamic = start
         self.add_want(start, start + size, "dynamic")
-        self.watches.append(_Watch(start, start + size, self._on_dynamic))
+        self.watches.add(Watch(start, start + size, self._on_dynamic))
 
-    def _on_dynamic(self, data: bytes) -> None:
+    def _on_dynamic(self, start: int, data: bytes) -> None:
         for tag, val in parse_dynamic(data):
             if tag == DT_DEBUG:
                 self.r_debug = val or None
@@ -348,17 +452,14 @@ class Engine:
         else:
             self.warnings.append(f"r_debug at {rd:#x} straddles kept data; not synthesized")
 
-    def _reasons(self, start: int, end: int) -> str:
-        out: list[str] = []
-        for w in self.wants:
-            if w.start < end and start < w.end and w.reason not in out:
-                out.append(w.reason)
-        return ", ".join(out) or "kept"
-
     def _finish(self, hdr: Any, core: CoreNotes, plan: Plan) -> MinimizeReport:
         writer = self.writer
         loads = writer.normalized_loads()
-        kept = [(s.vaddr, s.vaddr + s.size, self._reasons(s.vaddr, s.vaddr + s.size)) for s in loads]
+        spans = [(s.vaddr, s.vaddr + s.size) for s in loads]
+        reasons = reasons_of(spans, self.wants)
+        if len(loads) > writer.max_loads():
+            loads, reasons = self._fit(loads, reasons, writer.max_loads())
+        kept = [(s.vaddr, s.vaddr + s.size, r) for s, r in zip(loads, reasons, strict=True)]
         algorithm = digest = None
         if isinstance(self.src, StreamSource):
             algorithm, digest = self.src.algorithm, self.src.hexdigest()
@@ -370,30 +471,44 @@ class Engine:
                        "minimized_from": self.previous_source,
                        "machine": core.machine},
             "options": {"keep_heap": self.opts.keep_heap, "max_stack": self.opts.max_stack,
-                        "keep_ranges": [[hex(a), hex(b)] for a, b in self.opts.keep_ranges]},
+                        "keep_ranges": [[hex(a), hex(b)] for a, b in self.opts.keep_ranges],
+                        "analysis_budget": self.opts.analysis_budget},
             "kept": [{"start": hex(a), "end": hex(b), "reason": r} for a, b, r in kept],
             "truncated": self.truncated,
             "warnings": self.warnings[:100],
         }
-        out = writer.finish(build_provenance(info))
+        out = writer.finish(build_provenance(info), loads=loads)
         return MinimizeReport(
             machine=core.machine, bytes_in=self.src.total(), bytes_out=out,
             truncated=self.truncated,
             threads=[ThreadInfo(t.tid, t.signal, t.pc, t.sp) for t in core.threads],
             modules=modules, kept=kept, warnings=list(self.warnings),
-            hash_algorithm=algorithm, digest=digest)
+            hash_algorithm=algorithm, digest=digest, budget_exceeded=self.budget_exceeded)
+
+    def _fit(self, loads: list[OutSegment], reasons: list[str], limit: int
+             ) -> tuple[list[OutSegment], list[str]]:
+        """At most ``limit`` loads (an ELF table holds 65,534 entries): module header pages go
+        first, from the top, so that stacks (near the top of the address space) stay."""
+        excess = len(loads) - limit
+        drop: set[int] = set()
+        for i in range(len(loads) - 1, -1, -1):
+            if len(drop) == excess:
+                break
+            if all(part.startswith("elf header ") for part in reasons[i].split(", ")):
+                drop.add(i)
+        keep = [i for i in range(len(loads)) if i not in drop][:limit]
+        self.warnings.append(f"{len(loads) - len(keep)} of {len(loads)} segments left out "
+                             f"(an ELF core holds {MAX_OUT_SEGMENTS}), {len(drop)} of them "
+                             "module header pages")
+        return [loads[i] for i in keep], [reasons[i] for i in keep]
 
     def _modules(self) -> list[ModuleInfo]:
         out = []
-        maps = self.core.mappings
-        for m in self.plan.modules:
+        modules = self.plan.modules
+        for m, end in zip(modules, module_ends(modules, self.core.mappings), strict=True):
             mh = self.headers.get(m.start)
             if m.start in self.headers and mh is None:
                 continue            # dumped first page is not ELF: not a module
-            end = max((x.end for x in maps if x.path == m.path and x.start >= m.start), default=m.end)
-            nxt = min((x.start for x in self.plan.modules if x.start > m.start), default=None)
-            if nxt is not None and end > nxt:
-                end = max(x.end for x in maps if x.path == m.path and m.start <= x.start < nxt)
             out.append(ModuleInfo(m.path, m.start, end, mh.build_id if mh else None))
         if self.vdso is not None and self.headers.get(self.vdso[0]) is not None:
             vdso_header = self.headers[self.vdso[0]]

@@ -15,9 +15,13 @@ import os
 import queue
 import stat
 import threading
+import time
 from typing import BinaryIO, Callable, Protocol, cast
 
+from .streambudget import Waits
+
 CHUNK = 1 << 20                 # read size; also the only large buffer we hold
+READ_AHEAD = 64 << 10           # a stream read shorter than this reads this much ahead
 HASH_ALGORITHMS = ("blake3", "sha256")   # what ``MinimizeOptions.hash_algorithm`` accepts besides None
 PIPE_SIZE_CAP = 16 << 20        # F_SETPIPE_SZ at most this (kernel memory, not our RSS)
 _F_SETPIPE_SZ = 1031            # fcntl.F_SETPIPE_SZ / F_GETPIPE_SZ (Linux fcntl.h)
@@ -26,7 +30,8 @@ _F_GETPIPE_SZ = 1032
 
 class Source(abc.ABC):
     """Forward-only reader. ``pos`` never decreases; gaps are skipped by reading (stream) or
-    seeking (file)."""
+    seeking (file). ``waits`` sums the seconds spent reading and skipping (the analysis budget
+    does not count them)."""
 
     def __init__(self, src: BinaryIO) -> None:
         self.src = src
@@ -34,6 +39,7 @@ class Source(abc.ABC):
         self.eof = False
         self.buf = bytearray(CHUNK)
         self.mv = memoryview(self.buf)
+        self.waits = Waits()
 
     @abc.abstractmethod
     def _fill(self, n: int) -> int:
@@ -45,19 +51,28 @@ class Source(abc.ABC):
 
     def read(self, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``offset`` (shorter at EOF); for headers and notes."""
+        t = time.perf_counter()
         self.skip_to(offset)
         out = bytearray()
         while len(out) < size and not self.eof:
             n = self._fill(min(CHUNK, size - len(out)))
             out += self.mv[:n]
+        self.waits.seconds += time.perf_counter() - t
         return bytes(out)
 
     def copy(self, offset: int, size: int, consume: Callable[[memoryview], None]) -> int:
-        """Feed ``size`` bytes at ``offset`` to ``consume`` in chunks; return bytes delivered."""
+        """Feed ``size`` bytes at ``offset`` to ``consume`` in chunks; return bytes delivered.
+
+        Only the reading counts as waiting, not ``consume``."""
+        waits, clock = self.waits, time.perf_counter
+        t = clock()
         self.skip_to(offset)
+        waits.seconds += clock() - t
         done = 0
         while done < size and not self.eof:
+            t = clock()
             n = self._fill(min(CHUNK, size - done))
+            waits.seconds += clock() - t
             if n:
                 consume(self.mv[:n])
                 done += n
@@ -97,7 +112,8 @@ class StreamSource(Source):
         super().__init__(src)
         self.algorithm = algorithm
         self._digest: str | None = None
-        self._pending = memoryview(b"")
+        self._pending = memoryview(b"")          # bytes read but not delivered yet
+        self._ahead: memoryview | None = None     # read-ahead buffer (_pending is part of it)
         self._readinto: Callable[[memoryview], int | None] | None = getattr(src, "readinto", None)
         self._fd: int | None = None
         self._kind = ""             # "pipe" | "file" | "" (anything else: read and discard)
@@ -143,7 +159,17 @@ class StreamSource(Source):
             self._pending = self._pending[n:]
             return n
         if self._readinto is not None:
-            return self._readinto(mv) or 0
+            if len(mv) >= READ_AHEAD:
+                return self._readinto(mv) or 0
+            # Small reads (headers, a module's first page: up to ~65,530 in a row) read ahead
+            # and are served from the buffer: one system call per 64 KiB, not per page.
+            if self._ahead is None:
+                self._ahead = memoryview(bytearray(READ_AHEAD))
+            got = self._readinto(self._ahead) or 0
+            n = min(got, len(mv))
+            mv[:n] = self._ahead[:n]
+            self._pending = self._ahead[n:got]
+            return n
         data = self.src.read(len(mv)) or b""
         mv[:len(data)] = data
         return len(data)
@@ -227,8 +253,10 @@ class StreamSource(Source):
             self._discard(offset - self.pos)
 
     def drain(self) -> None:
+        t = time.perf_counter()
         while not self.eof:
             self._discard(1 << 62)
+        self.waits.seconds += time.perf_counter() - t
 
     def hexdigest(self) -> str | None:
         """Hex digest of everything read, or None without hashing (stops the worker; call once

@@ -20,6 +20,9 @@ class MinimizeOptions:
                                                  # "sha256"), or None
     source_compression: str | None = None        # set by coripper.compressed: what the input
                                                  # was decompressed from (provenance only)
+    analysis_budget: float | None = None         # seconds of analysis (I/O waits not counted);
+                                                 # past it the rest is drained, not copied, and
+                                                 # the result is truncated. None = no budget
 
 
 @dataclass
@@ -52,6 +55,8 @@ class MinimizeReport:
     warnings: list[str] = field(default_factory=list)
     hash_algorithm: str | None = None           # what ``digest`` is (stream mode only)
     digest: str | None = None                   # hex digest of the whole input
+    budget_exceeded: bool = False               # analysis stopped at ``analysis_budget``
+                                                # (then ``truncated`` is set too)
 
     def crash_site(self) -> tuple[str | None, int]:
         """(module path, pc offset from the module's start) of the crash thread."""

@@ -20,18 +20,22 @@ and non-overlapping (``readelf``/``eu-readelf`` clean).
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .elfcore import (EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE, ProgramHeader,
-                      pack_program_header)
+from .elfcore import EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE
+from .streambudget import Waits
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_PHDR = struct.Struct("<IIQQQQQQ")          # Elf64_Phdr, as elfcore.pack_program_header
 MAX_OUT_SEGMENTS = 0xFFFE   # stay below PN_XNUM
 _ZEROS = bytes(65536)
+_SMALL_WRITE = 64 << 10     # writes shorter than this are gathered ...
+_WRITE_BUFFER = 1 << 20     # ... up to this much
 
 
-@dataclass
+@dataclass(slots=True)
 class OutSegment:
     """One segment of the output core."""
 
@@ -47,8 +51,9 @@ class CoreWriter:
     """Writes an ELF core to ``sink`` (must be seekable); call :meth:`finish` once at the end."""
 
     def __init__(self, sink: BinaryIO, e_ident: bytes, e_machine: int, e_flags: int,
-                 page: int, reserve_phdrs: int = 0) -> None:
+                 page: int, reserve_phdrs: int = 0, waits: Waits | None = None) -> None:
         self.sink = sink
+        self.waits = waits if waits is not None else Waits()    # seconds spent in sink calls
         self.base = sink.tell()
         self.e_ident = e_ident
         self.e_machine = e_machine
@@ -56,14 +61,31 @@ class CoreWriter:
         self.page = page
         self.pos = 0
         self.segments: list[OutSegment] = []
+        self._normalized: tuple[int, list[OutSegment]] | None = None   # (len(segments), loads)
         self._open: OutSegment | None = None
+        self._buffer = bytearray()      # small writes not yet passed to the sink
         self.reserved = max(0, min(reserve_phdrs, MAX_OUT_SEGMENTS))
         self._raw(bytes(EHDR_SIZE))
         self._pad_to(EHDR_SIZE + self.reserved * PHDR_SIZE)
 
     def _raw(self, data: bytes | memoryview) -> None:
-        self.sink.write(data)
         self.pos += len(data)
+        if len(data) < _SMALL_WRITE:
+            # gathered: ~65,530 one-page loads make 256 writes, not 65,530
+            self._buffer += data
+            if len(self._buffer) < _WRITE_BUFFER:
+                return
+            data = b""
+        t = time.perf_counter()
+        self._flush()
+        if data:
+            self.sink.write(data)
+        self.waits.seconds += time.perf_counter() - t
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self.sink.write(self._buffer)
+            self._buffer = bytearray()      # a new one: the sink may still hold a view of it
 
     def _pad_to(self, offset: int) -> None:
         while self.pos < offset:
@@ -111,12 +133,18 @@ class CoreWriter:
 
     def patch(self, offset: int, data: bytes) -> None:
         """Overwrite already-written bytes at output ``offset``."""
+        t = time.perf_counter()
+        self._flush()
         self.sink.seek(self.base + offset)
         self.sink.write(data)
         self.sink.seek(self.base + self.pos)
+        self.waits.seconds += time.perf_counter() - t
 
     def normalized_loads(self) -> list[OutSegment]:
-        """Loads sorted by vaddr, clipped so none overlaps its predecessor."""
+        """Loads sorted by vaddr, clipped so none overlaps its predecessor (computed once per
+        set of segments: the engine and :meth:`finish` both ask)."""
+        if self._normalized is not None and self._normalized[0] == len(self.segments):
+            return self._normalized[1]
         out: list[OutSegment] = []
         for s in sorted((s for s in self.segments if s.p_type == PT_LOAD),
                         key=lambda s: (s.vaddr, -s.size)):
@@ -126,16 +154,26 @@ class CoreWriter:
                     continue
                 s = OutSegment(PT_LOAD, s.vaddr + cut, s.offset + cut, s.size - cut, s.flags, s.reason)
             out.append(s)
-        return out[:MAX_OUT_SEGMENTS]
+        self._normalized = (len(self.segments), out[:MAX_OUT_SEGMENTS])
+        return self._normalized[1]
 
-    def finish(self, last_note: bytes = b"", reason: str = "provenance") -> int:
+    def max_loads(self) -> int:
+        """How many loads the table can hold besides the notes and a last note."""
+        return MAX_OUT_SEGMENTS - sum(1 for s in self.segments if s.p_type == PT_NOTE) - 1
+
+    def finish(self, last_note: bytes = b"", reason: str = "provenance",
+               loads: list[OutSegment] | None = None) -> int:
         """Write the phdr table, then ``last_note`` as a final PT_NOTE, and patch the ELF header.
 
-        The provenance note goes last so that its size (which differs between file and stream
-        mode) moves nothing else. Returns the output size in bytes.
+        ``loads`` (default :meth:`normalized_loads`) are the loads to list, at most
+        :meth:`max_loads` of them (the rest is cut). The provenance note goes last so that its
+        size (which differs between file and stream mode) moves nothing else. Returns the
+        output size in bytes.
         """
         notes = [s for s in self.segments if s.p_type == PT_NOTE]
-        loads = self.normalized_loads()[:MAX_OUT_SEGMENTS - len(notes) - 1]
+        if loads is None:
+            loads = self.normalized_loads()
+        loads = loads[:MAX_OUT_SEGMENTS - len(notes) - 1]
         count = len(notes) + len(loads) + (1 if last_note else 0)
         in_front = count <= self.reserved
         if in_front:
@@ -148,11 +186,11 @@ class CoreWriter:
             note_at = phoff + count * PHDR_SIZE
         if last_note:
             notes.append(OutSegment(PT_NOTE, 0, note_at, len(last_note), 0, reason))
-        phdrs = bytearray()
-        for s in notes + loads:
+        phdrs = bytearray(len(notes + loads) * PHDR_SIZE)
+        for i, s in enumerate(notes + loads):
             align = 4 if s.p_type == PT_NOTE else self.page
-            phdrs += pack_program_header(ProgramHeader(
-                s.p_type, s.flags, s.offset, s.vaddr, 0, s.size, s.size, align))
+            _PHDR.pack_into(phdrs, i * PHDR_SIZE, s.p_type, s.flags, s.offset, s.vaddr, 0, s.size,
+                            s.size, align)
         if in_front:
             self.patch(phoff, bytes(phdrs))
         else:
@@ -162,5 +200,4 @@ class CoreWriter:
         ehdr = _EHDR.pack(self.e_ident, ET_CORE, self.e_machine, 1, 0, phoff, 0, self.e_flags,
                           EHDR_SIZE, PHDR_SIZE, count, 0, 0, 0)
         self.patch(0, ehdr)
-        self.sink.seek(self.base + end)
         return end

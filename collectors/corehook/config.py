@@ -51,6 +51,10 @@ class HookConfig:
     # it the dropped bytes are spliced away in the kernel at pipe speed, and the crashed
     # process is reaped only when its core is drained. The note then says "digest": null.
     hash_core: bool = False
+    # Seconds the minimizer may spend analysing the core (I/O waits not counted); past it the
+    # rest of the core is drained unread, so the kernel is released, and the minimized core
+    # keeps what was found so far, marked truncated. 0 = no budget.
+    analysis_budget: float = 5.0
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -113,6 +117,11 @@ def _check(key: str, value: object) -> object:
         if not isinstance(value, list) or not all(isinstance(v, int) and 0 < v < 65 for v in value):
             raise ValueError("must be a list of signal numbers")
         return tuple(value)
+    if key == "analysis_budget":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                or not 0 <= value < float("inf"):
+            raise ValueError("must be a non-negative number of seconds")
+        return float(value)
     if key in ("postprocess", "hash_core"):
         if not isinstance(value, bool):
             raise ValueError("must be true or false")
@@ -162,6 +171,8 @@ def _toml(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, tuple):

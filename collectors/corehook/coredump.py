@@ -143,15 +143,20 @@ def _report_into(result: CoreResult, report: MinimizeReport) -> None:
     result.crash_module, result.crash_offset = module, offset
     if report.threads:
         result.crash_tid = report.threads[0].tid
-    if report.truncated:
+    if report.budget_exceeded:
+        result.error = ("core analysis stopped at the analysis_budget; the rest of the core "
+                        f"({report.bytes_in} bytes in all) was drained unread (truncated)")
+    elif report.truncated:
         result.error = f"core ended early after {report.bytes_in} bytes (truncated)"
 
 
 def _minimize_options(cfg: HookConfig) -> MinimizeOptions:
-    """coripper options for the hook: hash the input only when ``hash_core`` is set."""
+    """coripper options for the hook: hash the input only when ``hash_core`` is set; analyse
+    for at most ``analysis_budget`` seconds (0: no budget)."""
     from coripper.stream import MinimizeOptions
 
-    return MinimizeOptions(hash_algorithm="sha256" if cfg.hash_core else None)
+    return MinimizeOptions(hash_algorithm="sha256" if cfg.hash_core else None,
+                           analysis_budget=cfg.analysis_budget or None)
 
 
 def analyse_only(stdin_fd: int, result: CoreResult, cfg: HookConfig) -> None:
@@ -221,10 +226,10 @@ def _save_full(dd: DumpDir, stdin_fd: int, cap: int | None, cfg: HookConfig,
         return
     result.element, result.size = name, dd.element_size(name) or 0
     if name == "coredump":
-        _analyse_saved(dd, name, result)
+        _analyse_saved(dd, name, result, cfg)
 
 
-def _analyse_saved(dd: DumpDir, name: str, result: CoreResult) -> None:
+def _analyse_saved(dd: DumpDir, name: str, result: CoreResult, cfg: HookConfig) -> None:
     """Crash site of a saved full core (reads headers and notes only)."""
     from coripper.errors import CoripperError
     from coripper.stream import minimize_file
@@ -232,7 +237,7 @@ def _analyse_saved(dd: DumpDir, name: str, result: CoreResult) -> None:
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dd._fd_checked())
     with open(fd, "rb") as f:
         try:
-            report = minimize_file(f, None)
+            report = minimize_file(f, None, _minimize_options(cfg))
         except CoripperError as exc:
             result.error = result.error or f"not a usable core: {exc}"
             return
