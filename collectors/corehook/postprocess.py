@@ -2,10 +2,14 @@
 
 ``python -m collectors.corehook.postprocess DIR [--uid U --gid G]``:
 
-1. a child process drops to the crashing user's uid/gid (never unwinding a hostile core as
-   root unless the crash was root's) and computes ``core_backtrace``, ``duphash`` and
-   ``crash_function`` with :mod:`coripper.backtrace` from the core, handed over as an open
-   file descriptor; the result comes back as JSON over a pipe, with a time limit;
+1. a confined child (:mod:`collectors.corehook.sandbox`: no imports after start-up, own
+   process group, private network, no forks) runs as the crashing user's uid/gid (never
+   unwinding a hostile core as root unless the crash was root's) and computes
+   ``core_backtrace``, ``duphash`` and ``crash_function`` with :mod:`coripper.backtrace` from
+   the core, handed over as an open file descriptor (a ``coredump.zst`` is decompressed
+   there, not here); the files the core names are opened below the crash's root directory
+   through a descriptor (:class:`coripper.rootfs.RootFS`), never by chroot; the result comes
+   back as JSON over a pipe, with a time limit;
 2. the parent (root) writes those elements into the directory;
 3. duplicates are re-checked by duphash (uid, type, executable, container_id, duphash), as
    abrtd does after post-create: the newer directory is merged into the older one
@@ -17,234 +21,122 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
-import json
 import os
-import select
 import signal
 import sys
 import time
 
-from collectors.corehook import dedup, hooklog, limits
+from collectors.corehook import dedup, hooklog, limits, sandbox
 from collectors.corehook.capture import NOBODY
 from reporter.dumpdir import DumpDir
 
 UNWIND_TIME_LIMIT = 120
-MAX_RESULT = 32 << 20
-#: Address-space cap of the unwinder child: a hostile core (giant notes, 100k threads) or
-#: a hostile module file must fail there, not exhaust the host.
-UNWIND_MEMORY_LIMIT = 2 << 30
-#: Extra seconds the parent grants past the child's own limits before SIGKILL (a child the
-#: crashing user SIGSTOPs never acts on its SIGALRM).
-KILL_GRACE = 5
+UNWIND_MEMORY_LIMIT = sandbox.MEMORY_LIMIT
+KILL_GRACE = sandbox.KILL_GRACE
+#: The elements the unwinder child may hand back.
+RESULT_ELEMENTS = ("core_backtrace", "duphash", "crash_function")
 
 
 def _open_core(dd: DumpDir) -> tuple[int, bool] | None:
-    """An fd of the core (for ``coredump.zst``: its minimized core in an anonymous temp file)."""
+    """An fd of the saved core and whether it is ``coredump.zst`` (the confined child
+    decompresses it: the root parent never parses a byte of it)."""
     dfd = dd._fd_checked()
     for name, compressed in (("coredump", False), ("coredump.zst", True)):
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd), compressed
         except FileNotFoundError:
             continue
-        if not compressed:
-            return fd, False
-        from coripper.compressed import minimize_compressed
-        from coripper.stream import MinimizeOptions
-
-        # Decompressed and minimized in one pass: the temp file holds only what a backtrace
-        # reads (a 4 GiB core's ~150 KB), never the whole decompressed core.
-        tmp = os.open("/var/tmp", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        with open(fd, "rb") as src, open(tmp, "wb", closefd=False) as dst:
-            minimize_compressed(src, "zstd", dst, MinimizeOptions(hash_algorithm=None))
-        os.lseek(tmp, 0, os.SEEK_SET)
-        return tmp, True
     return None
 
 
-def _preload() -> None:
-    """Import what the unwinder imports lazily while we can still read every path (the
-    interpreter's site-packages may not be readable by the crashing user)."""
-    import importlib
+def _preload(compressed: bool) -> None:
+    """Import everything the child will use, error paths included, while every path of the
+    host is readable and before imports are forbidden (:func:`sandbox.forbid_imports`)."""
+    from coripper.backtrace import preload_unwinder
 
-    for name in ("elftools.common.exceptions", "elftools.elf.elffile", "elftools.elf.sections",
-                 "elftools.elf.dynamic", "elftools.dwarf.callframe", "elftools.dwarf.dwarfinfo",
-                 "coripper.unwind", "coripper.symbols", "coripper.modules", "coripper.cfi"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+    preload_unwinder()
+    names = ["coripper.compressed", "coripper.stream", "zstandard"] if compressed else []
+    for name in names + ["json.encoder", "json.decoder"]:
+        __import__(name)
 
 
-def _drop_privileges(uid: int, gid: int) -> None:
-    """Become *uid*:*gid* for good: no supplementary groups, real = effective = saved ids
-    (setresuid to a non-zero uid clears every capability: no SECBIT_KEEP_CAPS here), and
-    no new privileges through exec."""
-    if os.geteuid() != 0 or uid == 0:
-        return
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
-        raise PermissionError("could not drop privileges")
+def _minimized_copy(compressed_fd: int) -> int:
+    """The minimized core of a zstd core in an anonymous memory file (a 4 GiB core's
+    ~150 KB; the decompressed core is never stored)."""
+    from coripper.compressed import minimize_compressed
+    from coripper.stream import MinimizeOptions
+
+    out = os.memfd_create("core", os.MFD_CLOEXEC)
+    with open(compressed_fd, "rb", closefd=False) as src, open(out, "wb", closefd=False) as dst:
+        minimize_compressed(src, "zstd", dst, MinimizeOptions(hash_algorithm=None))
+    os.lseek(out, 0, os.SEEK_SET)
+    return out
 
 
-def _limit_resources(time_limit: int) -> None:
-    """Hard caps for the unwinder child: address space and CPU seconds (SIGXCPU, then
-    SIGKILL from the kernel). RLIMIT_CORE stays at the hook's 1 (no recursion)."""
-    import resource
-
-    for which, value in ((resource.RLIMIT_AS, UNWIND_MEMORY_LIMIT),
-                         (resource.RLIMIT_CPU, max(1, time_limit))):
-        soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, value))
-
-
-def _close_other_fds(keep: tuple[int, ...]) -> None:
-    """Close every descriptor but *keep* and 0-2 (the root parent's problem directory, lock
-    and log descriptors must not reach the unprivileged child)."""
-    if "syslog" in sys.modules:
-        sys.modules["syslog"].closelog()  # its socket is among them: reconnect when needed
-    low = 3
-    for fd in sorted(keep):
-        if fd >= low:
-            os.closerange(low, fd)
-            low = fd + 1
-    os.closerange(low, 65536)
-
-
-# <linux/sched.h>, <linux/mount.h>
-_CLONE_NEWNS = 0x00020000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
-
-
-def _enter_root(rootdir: str, executable: str | None) -> str | None:
-    """Confine this (root) child to *rootdir*: a private mount namespace, *rootdir* bound
-    read-only, ``nodev``, ``nosuid``, ``noexec`` (non-recursively: the tree's own submounts are
-    not taken along), then chroot into it. The tree belongs to a chroot or container whose
-    root may have planted absolute symlinks (which would resolve on the host), device nodes
-    (opened by a host process, the device cgroup does not apply) or FIFOs. Returns
-    *executable* as a path inside the new root (``None`` if it is outside)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def check(rc: int, what: str) -> None:
-        if rc != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}")
-
-    real = os.path.realpath(rootdir)
-    check(libc.unshare(_CLONE_NEWNS), "unshare")
-    check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
-    path = os.fsencode(real)
-    check(libc.mount(path, path, None, _MS_BIND, None), "bind mount")
-    check(libc.mount(b"none", path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID
-                     | _MS_NODEV | _MS_NOEXEC, None), "remount read-only,nodev,nosuid,noexec")
-    os.chroot(real)
-    os.chdir("/")
-    if executable and executable.startswith(real.rstrip("/") + "/"):
-        return executable[len(real.rstrip("/")):]
-    return None
-
-
-def unwind_ids(uid: int, gid: int, rootdir: str) -> tuple[int, int]:
-    """The uid:gid to unwind as: root's own crashes (files under ``/``) stay root; a root
-    crash whose files come from a chroot or a container rootfs (controlled by whoever
-    controls that tree) is unwound as nobody, confined to that tree (:func:`_enter_root`)."""
-    if uid == 0 and rootdir not in ("", "/"):
-        return NOBODY, NOBODY
-    return uid, gid
-
-
-def _unwind_child(core_fd: int, executable: str | None, rootdir: str, uid: int, gid: int,
-                  out_fd: int) -> None:
-    """Body of the unprivileged child: write the elements as JSON to *out_fd*."""
+def _unwind(core_fd: int, compressed: bool, root_fd: int, executable: str | None) -> dict[str, object]:
+    """The job of the confined child: the elements from the core, files read below the root."""
     from coripper.backtrace import core_backtrace
+    from coripper.rootfs import RootFS
 
-    _preload()
-    if rootdir not in ("", "/") and os.geteuid() == 0:
-        try:
-            executable = _enter_root(rootdir, executable)
-            rootdir = "/"
-        except OSError as exc:
-            # Unconfined, the tree's symlinks resolve on the host: only as nobody (unwind_ids).
-            hooklog.log(f"postprocess: could not confine the unwinder to {rootdir}: {exc}",
-                        error=True)
-    _drop_privileges(uid, gid)
-    with open(core_fd, "rb", closefd=False) as core:
-        bt = core_backtrace(core, rootdir=rootdir, executable=executable)
-    result = {"core_backtrace": bt.to_json() + "\n", "duphash": bt.duphash("")}
+    fd = _minimized_copy(core_fd) if compressed else core_fd
+    with open(fd, "rb", closefd=fd != core_fd) as core:
+        bt = core_backtrace(core, rootdir=RootFS.from_fd(root_fd, take=True), executable=executable)
+    result: dict[str, object] = {"core_backtrace": bt.to_json() + "\n", "duphash": bt.duphash("")}
     func = bt.crash_function()
     if func:
         result["crash_function"] = func
-    data = json.dumps(result).encode()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(out_fd, view):]
+    return result
+
+
+def in_root_path(path: str | None, rootdir: str) -> str | None:
+    """*path* (a host path, as the ``executable`` element holds it) as seen inside *rootdir*;
+    ``None`` when it lies outside (pure)."""
+    if not path:
+        return None
+    if rootdir in ("", "/"):
+        return path
+    prefix = rootdir.rstrip("/") + "/"
+    return path[len(prefix) - 1:] if path.startswith(prefix) else None
 
 
 def compute_elements(core_fd: int, executable: str | None, rootdir: str, uid: int, gid: int,
-                     time_limit: int = UNWIND_TIME_LIMIT) -> dict[str, str]:
-    """Run the unwinder in a privilege-dropped child; returns the elements (empty on failure).
+                     time_limit: int = UNWIND_TIME_LIMIT, *, compressed: bool = False) -> dict[str, str]:
+    """Run the unwinder in a confined child (:mod:`sandbox`) as *uid*:*gid*; returns the
+    elements (empty on failure, which is logged).
 
-    The child is capped in memory and CPU time; the parent kills it after *time_limit* +
-    :data:`KILL_GRACE` seconds of wall time whatever state it is in (stopped, blocked)."""
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            os.close(rfd)
-            _close_other_fds((core_fd, wfd))
-            signal.alarm(time_limit)
-            _limit_resources(time_limit)
-            _unwind_child(core_fd, executable, rootdir, uid, gid, wfd)
-            status = 0
-        except BaseException as exc:  # noqa: BLE001
-            hooklog.log(f"postprocess: unwinding failed: {type(exc).__name__}: {exc}", error=True)
-        finally:
-            os._exit(status)
-    os.close(wfd)
-    chunks, size = [], 0
-    deadline = time.monotonic() + time_limit + KILL_GRACE
-    killed = False
+    Files are opened below *rootdir* through a directory descriptor opened here, without
+    following any symlink on the way to it; inside, the tree's own symlinks resolve inside
+    the tree (:class:`coripper.rootfs.RootFS`). Nothing is chrooted: the child's imports stay
+    the host's, and after start-up it cannot import at all."""
+    from coripper.rootfs import RootFS
+
     try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([rfd], [], [], left)[0]:
-                killed = True
-                break
-            chunk = os.read(rfd, 1 << 20)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_RESULT:
-                killed = True
-                break
-            chunks.append(chunk)
+        root = RootFS.open(rootdir or "/")
+    except OSError as exc:
+        hooklog.log(f"postprocess: root directory {rootdir} unusable: {exc}", error=True)
+        return {}
+    try:
+        how = sandbox.Confinement(uid, gid, time_limit, keep_fds=(core_fd, root.fd))
+        result = sandbox.run_confined(
+            lambda: _unwind(core_fd, compressed, root.fd, in_root_path(executable, rootdir)),
+            how, prepare=lambda: _preload(compressed))
     finally:
-        os.close(rfd)
-        if killed:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        _, status = os.waitpid(pid, 0)
-    if status != 0 or killed:
-        hooklog.log(f"postprocess: unwinder child failed (wait status {status}, {size} bytes"
-                    f"{', killed' if killed else ''})", error=True)
+        root.close()
+    for note in result.notes:
+        hooklog.log(f"postprocess: {note}")
+    if result.value is None:
+        hooklog.log(f"postprocess: unwinding failed: {result.error}", error=True)
         return {}
-    try:
-        data = json.loads(b"".join(chunks))
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if k in ("core_backtrace", "duphash", "crash_function")
-            and isinstance(v, str)}
+    return {k: v for k, v in result.value.items() if k in RESULT_ELEMENTS and isinstance(v, str)}
+
+
+def unwind_ids(uid: int, gid: int, rootdir: str, container: bool = False) -> tuple[int, int]:
+    """The uid:gid to unwind as: root's own crashes (files under ``/``) stay root; a root
+    crash in a container, or whose files come from a chroot or a container rootfs (controlled
+    by whoever controls that tree), is unwound as nobody."""
+    if uid == 0 and (container or rootdir not in ("", "/")):
+        return NOBODY, NOBODY
+    return uid, gid
 
 
 #: Post-processing runs unwinding at the same time, and runs waiting for a turn; beyond
@@ -318,10 +210,11 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
         opened = _open_core(dd)
         if opened is None:
             return path
-        core_fd, _ = opened
+        core_fd, compressed = opened
         try:
-            run_uid, run_gid = unwind_ids(uid, gid, rootdir)
-            elems = compute_elements(core_fd, executable, rootdir, run_uid, run_gid)
+            run_uid, run_gid = unwind_ids(uid, gid, rootdir, bool(dd.load_text("container_id")))
+            elems = compute_elements(core_fd, executable, rootdir, run_uid, run_gid,
+                                     compressed=compressed)
         finally:
             os.close(core_fd)
         for name, value in elems.items():
