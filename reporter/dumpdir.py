@@ -151,7 +151,7 @@ class DumpDir(ElementIO):
                 if readonly and exc.errno in _NOT_WRITABLE:
                     dd._check_unlocked()
                     return dd
-                raise ProblemDirError(f"can't lock '{path}': {exc.strerror}") from None
+                raise ProblemDirError(f"can't lock '{path}': {exc.strerror}") from exc
             return dd
         except BaseException:
             if dd is not None:

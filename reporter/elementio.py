@@ -221,7 +221,7 @@ class ElementIO:
         try:
             efd = os.open(name, dirfs.CREATE_FLAGS, self.file_mode, dir_fd=fd)
         except OSError as exc:
-            raise ProblemDirError(f"can't create element '{name}' of '{self.path}': {exc.strerror}") from None
+            raise ProblemDirError(f"can't create element '{name}' of '{self.path}': {exc.strerror}") from exc
         dirfs.give_file(efd, self.file_mode, self.uid, self.gid)
         # Duck-typed BinaryIO: every method it does not override is the file's own.
         return dirfs.SyncingFile(efd, "wb")  # type: ignore[return-value]

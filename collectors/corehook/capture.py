@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collectors.corehook import container as container_mod
+from collectors.corehook.container import ContainerInfo
 from collectors.corehook import dedup, hooklog, limits, procsnap
 from collectors.corehook.coredump import (CoreResult, analyse_only, compress_element, drain_fd,
                                           release_stdin, save_core)
 from collectors.corehook.elements import TYPE, basic_elements, read_small_file, unreadable_summary
 from reporter import elements
 from reporter.dumpdir import DumpDir
+from collectors.errors import SpoolError
 from reporter.errors import ProblemDirError
 
 if TYPE_CHECKING:
@@ -48,10 +50,6 @@ class Outcome:
     action: str                 # saved | duplicate | crash-loop | ignored
     why: str = ""
     path: str | None = None
-
-
-class SpoolError(OSError):
-    """The spool is missing, a symlink, or not a root-owned private directory."""
 
 
 # ------------------------------------------------------------------ small edges
@@ -101,65 +99,102 @@ def _suid_dumpable() -> int:
 
 # ------------------------------------------------------------------ the crash
 
-def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "/proc",
-            spawn_postprocess: bool = True) -> Outcome:
-    """Handle one crash. Reads *stdin_fd* to EOF on every path that returns normally."""
+@dataclass
+class Crash:
+    """What the hook knows of one crash before the core is read."""
+
+    args: HookArgs
+    snap: procsnap.ProcSnapshot
+    exe: str | None
+    status: dict[str, str]
+    uid: int                 # the problem directory's owner (root for a setuid crash)
+    setuid_crash: bool
+    now: float
+
+    @property
+    def shown(self) -> str:
+        return self.exe or self.args.comm
+
+    def line(self, outcome: str) -> str:
+        """abrt's per-crash log line with *outcome*."""
+        return hooklog.crash_line(self.args.global_pid, self.shown, self.args.uid, self.args.signal, outcome)
+
+    def key(self, container: ContainerInfo, core: CoreResult) -> str:
+        """The pre-backtrace duplicate key (:mod:`.dedup`)."""
+        signature = dedup.site_signature(self.shown, self.args.signal, core.crash_module, core.crash_offset)
+        return dedup.duplicate_key(self.uid, TYPE, self.exe or "",
+                                   dedup.container_key(container.container, container.container_id),
+                                   signature)
+
+
+def _identify(args: HookArgs, cfg: HookConfig, proc: str) -> Crash:
     snap = procsnap.read_snapshot(args.global_pid, proc)
     exe = procsnap.clean_exe(snap.exe) if snap.exe else None
-    shown = exe or args.comm
-
-    def line(outcome: str) -> str:
-        return hooklog.crash_line(args.global_pid, shown, args.uid, args.signal, outcome)
-
-    if is_own_process(snap):
-        return _ignore(line, "crash of crashkit-hook itself", stdin_fd)
-    if args.signal not in cfg.signals:
-        return _ignore(line, f"signal {args.signal} is not a core-dumping signal we handle", stdin_fd)
-    if exe and cfg.ignored_paths:
-        from fnmatch import fnmatchcase
-
-        if any(fnmatchcase(exe, pattern) for pattern in cfg.ignored_paths):
-            return _ignore(line, "executable in ignored_paths", stdin_fd)
-    check_spool(cfg.spool)
-
     status = procsnap.parse_status(snap.get("status") or b"")
     fsuid = (procsnap.status_ids(status, "Uid") + (args.uid,) * 4)[3]
     setuid_crash = args.dumpable == 2 or (fsuid != args.uid and _suid_dumpable() != 1)
-    uid = 0 if setuid_crash else args.uid
-    now = time.time()
-    rate_key = limits.rate_key(uid, exe or args.comm)
-    use_rate = bool(cfg.crash_loop_limit)
-    if use_rate:
-        try:
-            target = limits.check_crash_loop(cfg.spool, rate_key, now, cfg.crash_loop_window,
-                                             cfg.crash_loop_limit)
-        except OSError as exc:  # a broken/planted rate file must not stop the capture
-            hooklog.log(f"crash-loop state unusable, limit not applied: {exc}", error=True)
-            use_rate, target = False, None
-        if target is not None:
-            drain_fd(stdin_fd)
-            if target:
-                count = dedup.bump(os.path.join(cfg.spool, target), args.time)
-                hooklog.log(line(f"ignoring (crash loop: counted in {target}, count {count})"))
-                return Outcome("crash-loop", "counted", os.path.join(cfg.spool, target))
-            hooklog.log(line("ignoring (crash loop: counted, directory not written yet)"))
-            return Outcome("crash-loop", "pending")
+    return Crash(args, snap, exe, status, 0 if setuid_crash else args.uid, setuid_crash, time.time())
 
-    init_ns = procsnap.read_init_namespaces(proc)
-    info = container_mod.detect(snap, init_ns, proc)
-    if not limits.has_free_space(cfg.spool, cfg.min_free_space):
-        return _count_only(args, cfg, uid, exe, info.container_id, stdin_fd, line,
-                           f"less than {cfg.min_free_space} bytes free in {cfg.spool}")
-    elems = basic_elements(args, snap, exe, uid, init_ns, info, status)
-    hooklog.log(line("dumping core"))
-    unreadable = unreadable_summary(snap)
-    if unreadable:
-        hooklog.log(f"could not read from /proc/{args.global_pid}: {unreadable}", error=True)
 
-    mode = 0o600 if setuid_crash else 0o640
-    name = f"ccpp-{elements.iso_date(args.time)}-{args.global_pid}"
+def _not_ours_to_keep(crash: Crash, cfg: HookConfig, stdin_fd: int) -> Outcome | None:
+    """The crashes we never capture: the hook's own, other signals, ``ignored_paths``."""
+    if is_own_process(crash.snap):
+        return _ignore(crash.line, "crash of crashkit-hook itself", stdin_fd)
+    if crash.args.signal not in cfg.signals:
+        return _ignore(crash.line, f"signal {crash.args.signal} is not a core-dumping signal we handle",
+                       stdin_fd)
+    if crash.exe and cfg.ignored_paths:
+        from fnmatch import fnmatchcase
+
+        if any(fnmatchcase(crash.exe, pattern) for pattern in cfg.ignored_paths):
+            return _ignore(crash.line, "executable in ignored_paths", stdin_fd)
+    return None
+
+
+@dataclass
+class RateLimit:
+    """The crash-loop limit for this crash: its key, and whether the state is usable."""
+
+    key: str
+    used: bool
+
+    def record(self, spool: str, path: str, crash: Crash) -> None:
+        """Tie the loop's state to *path*, adding the occurrences counted while pending."""
+        if not self.used:
+            return
+        pending = limits.record_dir(spool, self.key, os.path.basename(path), crash.now)
+        if pending:
+            dedup.bump(path, crash.args.time, by=pending)
+
+
+def _crash_loop(crash: Crash, cfg: HookConfig, stdin_fd: int) -> tuple[RateLimit, Outcome | None]:
+    """Apply the crash-loop limit: an outcome when this crash is only counted."""
+    rate = RateLimit(limits.rate_key(crash.uid, crash.shown), bool(cfg.crash_loop_limit))
+    if not rate.used:
+        return rate, None
     try:
-        dd = DumpDir.create(cfg.spool, name, owner_uid=uid, uid=0, gid=0, mode=mode)
+        target = limits.check_crash_loop(cfg.spool, rate.key, crash.now, cfg.crash_loop_window,
+                                         cfg.crash_loop_limit)
+    except OSError as exc:  # a broken/planted rate file must not stop the capture
+        hooklog.log(f"crash-loop state unusable, limit not applied: {exc}", error=True)
+        return RateLimit(rate.key, False), None
+    if target is None:
+        return rate, None
+    drain_fd(stdin_fd)
+    if target:
+        count = dedup.bump(os.path.join(cfg.spool, target), crash.args.time)
+        hooklog.log(crash.line(f"ignoring (crash loop: counted in {target}, count {count})"))
+        return rate, Outcome("crash-loop", "counted", os.path.join(cfg.spool, target))
+    hooklog.log(crash.line("ignoring (crash loop: counted, directory not written yet)"))
+    return rate, Outcome("crash-loop", "pending")
+
+
+def _new_directory(crash: Crash, cfg: HookConfig, elems: dict[str, bytes]) -> DumpDir | None:
+    """``ccpp-<date>-<pid>.new`` with the /proc elements; ``None`` when the disk is full."""
+    mode = 0o600 if crash.setuid_crash else 0o640
+    name = f"ccpp-{elements.iso_date(crash.args.time)}-{crash.args.global_pid}"
+    try:
+        dd = DumpDir.create(cfg.spool, name, owner_uid=crash.uid, uid=0, gid=0, mode=mode)
         try:
             for key, value in elems.items():
                 dd.save_bytes(key, value)
@@ -170,56 +205,42 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
                 pass
             raise
     except (OSError, ProblemDirError) as exc:
+        if errno_of(exc) not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return None
+    return dd
+
+
+def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "/proc",
+            spawn_postprocess: bool = True) -> Outcome:
+    """Handle one crash. Reads *stdin_fd* to EOF on every path that returns normally."""
+    crash = _identify(args, cfg, proc)
+    outcome = _not_ours_to_keep(crash, cfg, stdin_fd)
+    if outcome is not None:
+        return outcome
+    check_spool(cfg.spool)
+    rate, outcome = _crash_loop(crash, cfg, stdin_fd)
+    if outcome is not None:
+        return outcome
+
+    init_ns = procsnap.read_init_namespaces(proc)
+    info = container_mod.detect(crash.snap, init_ns, proc)
+    if not limits.has_free_space(cfg.spool, cfg.min_free_space):
+        return _count_only(crash, cfg, info, stdin_fd,
+                           f"less than {cfg.min_free_space} bytes free in {cfg.spool}")
+    elems = basic_elements(args, crash.snap, crash.exe, crash.uid, init_ns, info, crash.status)
+    hooklog.log(crash.line("dumping core"))
+    unreadable = unreadable_summary(crash.snap)
+    if unreadable:
+        hooklog.log(f"could not read from /proc/{args.global_pid}: {unreadable}", error=True)
+    dd = _new_directory(crash, cfg, elems)
+    if dd is None:
         # A full disk before the core was read: the core can still tell whether this is
         # a known crash, whose count costs a few bytes.
-        if _errno_of(exc) not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        return _count_only(args, cfg, uid, exe, info.container_id, stdin_fd, line,
-                           f"no space left in {cfg.spool}")
+        return _count_only(crash, cfg, info, stdin_fd, f"no space left in {cfg.spool}")
     try:
-        core = save_core(dd, args, cfg, stdin_fd)
-        if stdin_fd == 0:
-            release_stdin()  # the core is read: let the kernel reap the process now
-        if core.error:
-            dd.save_text("coredump_error", core.error)
-        if cfg.compress == "zstd" and core.element == "coredump" and cfg.keep == "minimized":
-            core.element = compress_element(dd, "coredump")
-        dd.save_int("count", 1)
-        signature = dedup.site_signature(exe or args.comm, args.signal, core.crash_module,
-                                         core.crash_offset)
-        key = dedup.duplicate_key(uid, TYPE, exe or "", info.container_id, signature)
-        # Look-up and commit under one spool-wide lock: two hooks of the same crash running
-        # side by side (workers of one service hitting the same bug) must not both commit.
-        with limits.SpoolLock(cfg.spool, on_error=lambda exc: hooklog.log(
-                f"dedup lock unusable, duplicates may race: {exc}", error=True)):
-            duplicate: str | None = None
-            count = 0
-            failed: list[str] = []
-            for _attempt in range(3):
-                duplicate = dedup.find_duplicate(cfg.spool, key, skip=failed)
-                if duplicate is None:
-                    break
-                try:
-                    count = dedup.bump(duplicate, args.time)
-                    break
-                except (ProblemDirError, OSError) as exc:
-                    # Locked for too long (abrtd running an event on it), gone, or a broken
-                    # element: try the next older copy, else keep ours.
-                    hooklog.log(f"could not count in {duplicate}: {exc}", error=True)
-                    failed.append(duplicate)
-                    duplicate = None
-            if duplicate is None and failed:
-                hooklog.log(f"same crash as {failed[0]}, which cannot be updated: saving separately")
-            if duplicate is not None:
-                dd.discard()
-                if use_rate:
-                    pending = limits.record_dir(cfg.spool, rate_key, os.path.basename(duplicate), now)
-                    if pending:
-                        count = dedup.bump(duplicate, args.time, by=pending)
-                hooklog.log(line(f"duplicate of {duplicate} (count {count})"))
-                return Outcome("duplicate", "same crash signature", duplicate)
-            dd.save_text(dedup.SIGNATURE_ELEMENT, key)
-            path = dd.commit()
+        core = _read_core(dd, crash, cfg, stdin_fd)
+        outcome = _commit_or_count(dd, crash, cfg, crash.key(info, core), rate)
     except BaseException:
         try:
             dd.discard()
@@ -227,57 +248,110 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
             pass
         raise
     dd.close()
-    if use_rate:
-        pending = limits.record_dir(cfg.spool, rate_key, os.path.basename(path), now)
-        if pending:
-            dedup.bump(path, args.time, by=pending)
+    if outcome.action == "saved" and outcome.path:
+        _after_commit(outcome.path, crash, cfg, rate, core, spawn_postprocess)
+        outcome.why = core.error or ""
+    return outcome
+
+
+def _read_core(dd: DumpDir, crash: Crash, cfg: HookConfig, stdin_fd: int) -> CoreResult:
+    """Save the core into *dd* (minimized or whole, compressed when configured), releasing
+    the kernel as soon as the pipe is drained."""
+    core = save_core(dd, crash.args, cfg, stdin_fd)
+    if stdin_fd == 0:
+        release_stdin()  # the core is read: let the kernel reap the process now
+    if core.error:
+        dd.save_text("coredump_error", core.error)
+    if cfg.compress == "zstd" and core.element == "coredump" and cfg.keep == "minimized":
+        core.element = compress_element(dd, "coredump")
+    dd.save_int("count", 1)
+    return core
+
+
+def _count_in_duplicate(spool: str, key: str, when: float) -> tuple[str | None, int]:
+    """Count the crash in the oldest directory with *key*: (that directory, its new count),
+    trying the next older copy when one cannot be updated; (None, 0) when none takes it."""
+    failed: list[str] = []
+    for _attempt in range(3):
+        duplicate = dedup.find_duplicate(spool, key, skip=failed)
+        if duplicate is None:
+            break
+        try:
+            return duplicate, dedup.bump(duplicate, when)
+        except (ProblemDirError, OSError) as exc:
+            # Locked for too long (abrtd running an event on it), gone, or a broken
+            # element: try the next older copy, else keep ours.
+            hooklog.log(f"could not count in {duplicate}: {exc}", error=True)
+            failed.append(duplicate)
+    if failed:
+        hooklog.log(f"same crash as {failed[0]}, which cannot be updated: saving separately")
+    return None, 0
+
+
+def _commit_or_count(dd: DumpDir, crash: Crash, cfg: HookConfig, key: str, rate: RateLimit) -> Outcome:
+    """Look-up and commit under one spool-wide lock: two hooks of the same crash running side
+    by side (workers of one service hitting the same bug) must not both commit."""
+    with limits.SpoolLock(cfg.spool, on_error=lambda exc: hooklog.log(
+            f"dedup lock unusable, duplicates may race: {exc}", error=True)):
+        duplicate, count = _count_in_duplicate(cfg.spool, key, crash.args.time)
+        if duplicate is not None:
+            dd.discard()
+            if rate.used:
+                pending = limits.record_dir(cfg.spool, rate.key, os.path.basename(duplicate), crash.now)
+                if pending:
+                    count = dedup.bump(duplicate, crash.args.time, by=pending)
+            hooklog.log(crash.line(f"duplicate of {duplicate} (count {count})"))
+            return Outcome("duplicate", "same crash signature", duplicate)
+        dd.save_text(dedup.SIGNATURE_ELEMENT, key)
+        return Outcome("saved", "", dd.commit())
+
+
+def _after_commit(path: str, crash: Crash, cfg: HookConfig, rate: RateLimit, core: CoreResult,
+                  spawn_postprocess: bool) -> None:
+    """Crash-loop bookkeeping, spool limits and post-processing for a new directory."""
+    rate.record(cfg.spool, path, crash)
     for stale in limits.sweep_abandoned(cfg.spool):
         hooklog.log(f"removed abandoned {stale}")
     deleted = limits.trim_spool(cfg.spool, cfg.max_spool_size, protect={path})
     for victim in deleted:
         hooklog.log(f"spool over {cfg.max_spool_size} bytes: deleted {victim}")
     if spawn_postprocess and cfg.postprocess and core.element:
-        pp_uid, pp_gid = (NOBODY, NOBODY) if setuid_crash else (args.uid, args.gid)
+        pp_uid, pp_gid = (NOBODY, NOBODY) if crash.setuid_crash else (crash.args.uid, crash.args.gid)
         spawn_detached_postprocess(path, pp_uid, pp_gid, cfg.log_file)
     hooklog.log(f"saved {path}" + (f" ({core.error})" if core.error else ""))
-    return Outcome("saved", core.error or "", path)
 
 
-def _errno_of(exc: BaseException) -> int | None:
-    """The errno behind *exc*, also when reporter wrapped the OSError in ProblemDirError."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            return exc.errno
-        if "No space left" in str(exc):
-            return errno.ENOSPC
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+def errno_of(exc: BaseException) -> int | None:
+    """The errno behind *exc*: its own, or that of the OSError it was raised from (reporter
+    chains the OSError behind its ProblemDirError with ``raise ... from``)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__
     return None
 
 
-def _count_only(args: HookArgs, cfg: HookConfig, uid: int, exe: str | None,
-                container_id: str | None, stdin_fd: int, line: Callable[[str], str],
-                why: str) -> Outcome:
+def _count_only(crash: Crash, cfg: HookConfig, info: ContainerInfo, stdin_fd: int, why: str) -> Outcome:
     """No room for a new directory: analyse the core (nothing written) and, when it is a
     known crash, count it in that directory; otherwise drop it with one log line."""
     core = CoreResult()
     analyse_only(stdin_fd, core, cfg)
     if stdin_fd == 0:
         release_stdin()
-    signature = dedup.site_signature(exe or args.comm, args.signal, core.crash_module,
-                                     core.crash_offset)
-    key = dedup.duplicate_key(uid, TYPE, exe or "", container_id, signature)
+    key = crash.key(info, core)
     with limits.SpoolLock(cfg.spool):
         duplicate = dedup.find_duplicate(cfg.spool, key)
         if duplicate is not None:
             try:
-                count = dedup.bump(duplicate, args.time)
+                count = dedup.bump(duplicate, crash.args.time)
             except (ProblemDirError, OSError) as exc:
-                hooklog.log(line(f"ignoring ({why}; could not count in {duplicate}: {exc})"),
+                hooklog.log(crash.line(f"ignoring ({why}; could not count in {duplicate}: {exc})"),
                             error=True)
                 return Outcome("ignored", why)
-            hooklog.log(line(f"duplicate of {duplicate} (count {count}; {why})"))
+            hooklog.log(crash.line(f"duplicate of {duplicate} (count {count}; {why})"))
             return Outcome("duplicate", why, duplicate)
-    hooklog.log(line(f"ignoring ({why})"), error=True)
+    hooklog.log(crash.line(f"ignoring ({why})"), error=True)
     return Outcome("ignored", why)
 
 

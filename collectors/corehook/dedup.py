@@ -33,6 +33,14 @@ def duphash_signature(duphash: str) -> str:
     return f"duphash\0{duphash}"
 
 
+def container_key(container: str | None, container_id: str | None) -> str | None:
+    """The container part of the duplicate key: technology and id, so that two runtimes'
+    containers with one name never share a key (``None`` on the host; pure)."""
+    if not container_id:
+        return None
+    return f"{container}/{container_id}" if container else container_id
+
+
 def duplicate_key(uid: int | str, type_: str, executable: str, container_id: str | None,
                   signature: str) -> str:
     """SHA-1 hex of the duplicate key (pure)."""

@@ -189,7 +189,8 @@ def _prepare_spool(spool: str) -> None:
     """Create the spool (parents 0755, the spool 0751) or check the existing one with the
     hook's own rules, so that a spool the hook would refuse at crash time (a symlink, a
     file, not root's, group/other-writable) fails the install instead of every crash."""
-    from collectors.corehook.capture import SpoolError, check_spool
+    from collectors.corehook.capture import check_spool
+    from collectors.errors import SpoolError
 
     parent = os.path.dirname(spool.rstrip("/")) or "/"
     os.makedirs(parent, mode=0o755, exist_ok=True)

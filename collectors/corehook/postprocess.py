@@ -223,7 +223,8 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
         if not duphash:
             return path
         key = dedup.duplicate_key(dd.load_text("uid"), dd.load_text("type"), executable or "",
-                                  dd.load_text("container_id") or None,
+                                  dedup.container_key(dd.load_text("container") or None,
+                                                      dd.load_text("container_id") or None),
                                   dedup.duphash_signature(duphash))
         dd.save_text(dedup.DUPHASH_SIGNATURE_ELEMENT, key)
         my_time = dd.time() or int(time.time())

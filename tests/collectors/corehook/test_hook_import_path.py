@@ -65,7 +65,7 @@ def hidden_site_hook(env: HookEnv, launcher_source: str) -> HookEnv:
 def assert_unwound(env: HookEnv, crasher: Path) -> None:
     env.crash([str(crasher), "segv"])
     [d] = env.dirs()
-    env.wait_element(d, "core_backtrace", timeout=90)
+    env.wait_element(d, "crash_function", timeout=90)  # written after core_backtrace
     assert element(d, "crash_function") == "crash_write_null"
     frames = json.loads(element(d, "core_backtrace"))["stacktrace"][0]["frames"]
     assert frames[0]["function_name"] == "crash_write_null"
