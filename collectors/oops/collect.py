@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Kinds that are not crashes: reported by ``oops scan`` but given no problem directory.
 NOT_CRASHES = frozenset({"oom", "OOM", "oom-kill"})
+UNAUTHENTICATED_KEY = "/unauthenticated"  # suffix of the occurrence key of an unauthenticated copy
 
 
 @dataclass
@@ -54,18 +55,23 @@ class ReportHandler:
     writer: OopsDirWriter
     store: CursorStore
 
-    def handle(self, report: Any, origin: str, summary: SourceSummary) -> str | None:
-        """Record one report; returns the directory created or bumped, if any."""
+    def handle(self, report: Any, origin: str, summary: SourceSummary, *,
+               unauthenticated: str | None) -> str | None:
+        """Record one report; returns the directory created or bumped, if any.
+        ``unauthenticated`` is the source's ``LogUnit.unauthenticated`` (None: kernel lines)."""
         summary.reports += 1
         if is_not_crash(report):
             summary.skipped += 1
             return None
         key = occurrence_key(report)
-        if self.store.seen_occurrence(key) is not None:
+        # An unauthenticated copy is remembered apart, so it never hides the kernel's own copy
+        # of the same report; it is itself dropped when either copy was collected.
+        keys = [key] if unauthenticated is None else [key, key + UNAUTHENTICATED_KEY]
+        if any(self.store.seen_occurrence(k) is not None for k in keys):
             summary.already_seen += 1
             return None
-        result = self.writer.write(report, origin=origin)
-        self.store.add_occurrence(key, os.path.basename(result.path))
+        result = self.writer.write(report, origin=origin, unauthenticated=unauthenticated)
+        self.store.add_occurrence(keys[-1], os.path.basename(result.path))
         if result.created:
             summary.new += 1
         else:
@@ -108,7 +114,7 @@ def collect(sources: Iterable[Any], spool: str, *, host: HostInfo | None = None)
 def _collect_unit(unit: LogUnit, handler: ReportHandler, summary: SourceSummary) -> None:
     summary.logs.append(unit.origin)
     for report in parse.scan_lines(unit.lines):
-        handler.handle(report, unit.origin, summary)
+        handler.handle(report, unit.origin, summary, unauthenticated=unit.unauthenticated)
     summary.errors.extend(unit.errors)
     unit.finish()
 

@@ -5,11 +5,13 @@ One directory per distinct report, named ``oops-<local date>-<pid>-<index>``, wi
 ``reason``, ``crash_function``, ``duphash`` = ``uuid`` (ABRT's hash, §5.6), the taint
 elements and ``not-reportable`` in ABRT's words, ``cmdline`` (= /proc/cmdline),
 ``proc_modules`` and libreport's basic files. Our additions: ``kernel_report.json`` (the
-full parsed record and where it was found), ``oops_kind`` and ``oops_title``.
+full parsed record and where it was found), ``oops_kind`` and ``oops_title``, and for a
+report read from a log that others than the kernel can write (a syslog file),
+``kernel_log_unauthenticated`` with ``not-reportable`` (docs/oops-collect.md).
 
 A report whose hash is already in the spool (same ``type`` and ``duphash``/``uuid``)
 bumps ``count`` and ``last_occurrence`` of that directory instead, as abrtd does for a
-duplicate.
+duplicate; unauthenticated reports and kernel-sourced ones are never merged.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ UNSUPPORTED_HW = ("A kernel problem occurred, but your hardware is unsupported, 
 TAINTED = ("A kernel problem occurred, but your kernel has been tainted (flags:{flags}). "
            "Explanation:\n{explanation}Kernel maintainers are unable to diagnose tainted reports.")
 TAINTED_MODULES = " Tainted modules: {modules}."
+UNAUTHENTICATED = "This report is not known to come from the kernel: {reason}."
+UNAUTHENTICATED_WHY = (" Lines that look like the kernel's can be forged there, so it is not reported "
+                       "unless you have checked that the kernel printed it (dmesg, journalctl -k).")
+UNAUTHENTICATED_ELEMENT = "kernel_log_unauthenticated"
 NO_FRAMES = ("The backtrace does not contain enough meaningful function frames to be "
              "reported. It is annoying but it does not necessarily signalize a problem with "
              "your computer. ABRT will not allow you to create a report in a bug tracking "
@@ -176,9 +182,11 @@ class OopsDirWriter:
         self.pid = os.getpid() if pid is None else pid
         self.clock = clock
         self.mode = mode
-        self._by_hash: dict[str, str] | None = None
+        # (hash, unauthenticated) -> directory: a forged report never bumps a kernel one's
+        # count, and a kernel report never joins a forged (not reportable) directory.
+        self._by_hash: dict[tuple[str, bool], str] | None = None
 
-    def _index(self) -> dict[str, str]:
+    def _index(self) -> dict[tuple[str, bool], str]:
         if self._by_hash is None:
             self._by_hash = {}
             for path in iter_problem_dirs(self.spool):
@@ -186,10 +194,11 @@ class OopsDirWriter:
                     with DumpDir.open(path, readonly=True, wait=False) as dd:
                         if dd.load_text("type").strip() != TYPE:
                             continue
+                        forged = dd.has_element(UNAUTHENTICATED_ELEMENT)
                         for name in ("duphash", "uuid"):
                             value = dd.load_text(name).strip()
                             if value:
-                                self._by_hash.setdefault(value, path)
+                                self._by_hash.setdefault((value, forged), path)
                 except (ProblemDirError, OSError) as exc:
                     log.debug("%s: not indexed: %s", path, exc)
         return self._by_hash
@@ -198,19 +207,22 @@ class OopsDirWriter:
         """Forget the hash index (another process may have written to the spool)."""
         self._by_hash = None
 
-    def find_duplicate(self, duphash: str) -> str | None:
-        """Existing Kerneloops directory with this hash, if any."""
-        path = self._index().get(duphash)
+    def find_duplicate(self, duphash: str, *, unauthenticated: bool = False) -> str | None:
+        """Existing Kerneloops directory with this hash (and as authenticated), if any."""
+        key = (duphash, unauthenticated)
+        path = self._index().get(key)
         if path is not None and not os.path.isdir(path):
-            del self._index()[duphash]
+            del self._index()[key]
             return None
         return path
 
-    def write(self, report: Any, *, origin: str = "") -> WriteResult:
-        """Create the directory for ``report`` or bump the duplicate already in the spool."""
+    def write(self, report: Any, *, origin: str = "", unauthenticated: str | None = None) -> WriteResult:
+        """Create the directory for ``report`` or bump the duplicate already in the spool.
+        ``unauthenticated`` says why the report is not known to be the kernel's (None: it is)."""
         now = self.clock()
         duphash, has_frames = report_hash(report)
-        dup = self.find_duplicate(duphash)
+        key = (duphash, unauthenticated is not None)
+        dup = self.find_duplicate(duphash, unauthenticated=key[1])
         if dup is not None:
             try:
                 with DumpDir.open(dup) as dd:
@@ -218,19 +230,21 @@ class OopsDirWriter:
                 return WriteResult(dup, False, count)
             except ProblemDirError as exc:  # deleted or broken meanwhile: write a new one
                 log.info("%s: duplicate not usable (%s); creating a new directory", dup, exc)
-                self._index().pop(duphash, None)
+                self._index().pop(key, None)
         name = f"oops-{iso_date(now)}-{self.pid}-{next(_INDEX)}"
         os.makedirs(self.spool, mode=0o755, exist_ok=True)
         dd = DumpDir.create(self.spool, name, mode=self.mode)
         try:
             self._fill(dd, report, now, duphash, has_frames, origin)
+            if unauthenticated is not None:
+                _mark_unauthenticated(dd, unauthenticated)
             path = dd.commit()
         except BaseException:
             dd.discard()
             raise
         finally:
             dd.close()
-        self._index()[duphash] = path
+        self._index()[key] = path
         return WriteResult(path, True, 1)
 
     def _fill(self, dd: DumpDir, report: Any, now: float, duphash: str, has_frames: bool,
@@ -274,3 +288,11 @@ class OopsDirWriter:
         record = dict(report.to_json_dict())
         record["source"] = origin
         dd.save_text("kernel_report.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def _mark_unauthenticated(dd: DumpDir, reason: str) -> None:
+    """``kernel_log_unauthenticated``, and ``not-reportable`` led by the same sentence."""
+    sentence = UNAUTHENTICATED.format(reason=reason)
+    dd.save_text(UNAUTHENTICATED_ELEMENT, sentence + "\n")
+    other = dd.load_text("not-reportable")
+    dd.save_text("not-reportable", sentence + UNAUTHENTICATED_WHY + ("\n" + other if other else ""))

@@ -34,6 +34,8 @@ from collectors.oops.sources import (
     parse_kmsg_record,
     read_boot_id,
 )
+from collectors.oops.sources.base import UNKNOWN_ORIGIN
+from collectors.oops.sources.journal import KERNEL_TRANSPORT
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class KmsgFollower:
     """Blocking-capable reader of ``/dev/kmsg`` that remembers each line's sequence number."""
 
     name = "kmsg"
+    unauthenticated: str | None = None  # the kernel's ring buffer: trusted (sources/base.py)
 
     def __init__(self, path: str = "/dev/kmsg",
                  boot_id_path: str = "/proc/sys/kernel/random/boot_id") -> None:
@@ -98,7 +101,11 @@ class KmsgFollower:
 
 
 class JournalFollower:
-    """``journalctl -k -f -o json`` from the stored cursor of this boot."""
+    """``journalctl -k _TRANSPORT=kernel -f -o json`` from the stored cursor of this boot.
+
+    Entries whose ``_TRANSPORT`` is not ``kernel`` are dropped here too. A journal named by
+    ``extra_args`` is unauthenticated, as for :class:`~.sources.journal.JournalSource`.
+    """
 
     name = "journal"
 
@@ -106,6 +113,9 @@ class JournalFollower:
                  boot_id_path: str = "/proc/sys/kernel/random/boot_id") -> None:
         self.journalctl = journalctl
         self.extra_args = extra_args
+        self.unauthenticated = None if not extra_args else (
+            f"it was read from the journal given by {' '.join(extra_args)}, whose "
+            f"{KERNEL_TRANSPORT} fields are whatever the writer of that journal put there")
         self.boot = read_boot_id(boot_id_path)
         self.proc: subprocess.Popen[bytes] | None = None
         self._buf = b""
@@ -117,8 +127,8 @@ class JournalFollower:
         if not isinstance(boots, dict):
             boots = {}
         self._boots = dict(boots)
-        argv = [self.journalctl, *self.extra_args, "-k", "-b", "-f", "-o", "json", "--no-pager",
-                "-n", "all"]
+        argv = [self.journalctl, *self.extra_args, "-k", KERNEL_TRANSPORT, "-b", "-f", "-o", "json",
+                "--no-pager", "-n", "all"]
         cursor = boots.get(self.boot)
         if isinstance(cursor, str):
             argv += ["--after-cursor", cursor]
@@ -146,6 +156,8 @@ class JournalFollower:
             try:
                 entry = json.loads(raw)
             except ValueError:
+                continue
+            if not isinstance(entry, dict) or entry.get("_TRANSPORT") != "kernel":
                 continue
             msg = entry.get("MESSAGE")
             if isinstance(msg, list):  # binary message: an array of byte values
@@ -244,7 +256,8 @@ def follow(follower: Any, spool: str, *, once: bool = False, timeout: float | No
                     if batch.positions else None
                 with store:
                     writer.refresh()
-                    handler.handle(report, summary.logs[0], summary)
+                    handler.handle(report, summary.logs[0], summary,
+                                   unauthenticated=getattr(follower, "unauthenticated", UNKNOWN_ORIGIN))
                     if last is not None:
                         _save_position(store, follower, last)
                 if once and summary.reports:

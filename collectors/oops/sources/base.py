@@ -18,15 +18,27 @@ from typing import Any, ClassVar
 MAX_LINE = 1 << 20
 
 
+# Why the lines of a unit are not known to be the kernel's own: the default for any unit whose
+# source does not say otherwise (docs/oops-collect.md, "Forged kernel lines").
+UNKNOWN_ORIGIN = "its lines were read from a log of unknown origin"
+
+
 @dataclass
 class LogUnit:
-    """One log to scan: its lines, and what to remember once they are all processed."""
+    """One log to scan: its lines, and what to remember once they are all processed.
+
+    ``unauthenticated`` is None only for lines that came through a transport only the kernel
+    (or root) writes: ``/dev/kmsg``, the journal's ``_TRANSPORT=kernel``, pstore, a root-owned
+    kdump log. Otherwise it says, completing "This report is not known to come from the
+    kernel: ...", why not; the report's problem directory is then marked and not reportable.
+    """
 
     source: str
     origin: str
     lines: Iterator[str]
     finish: Callable[[], None] = lambda: None
     errors: list[str] = field(default_factory=list)
+    unauthenticated: str | None = UNKNOWN_ORIGIN
 
 
 class Source(abc.ABC):

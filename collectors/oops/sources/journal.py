@@ -18,22 +18,32 @@ _BOOT_LINE = re.compile(r"^\s*(-?\d+)\s+([0-9a-f]{32})\b")
 _CURSOR_LINE = re.compile(r"^-- cursor: (\S+)\s*$")
 
 
+# Only entries journald read from the kernel (/dev/kmsg): ``-k`` implies this match, it is
+# given again so the filter does not rest on what ``-k`` means to one journalctl version.
+# Fields starting with "_" are set by journald alone; ``logger -t kernel`` gives
+# _TRANSPORT=syslog (docs/oops-collect.md, "Forged kernel lines").
+KERNEL_TRANSPORT = "_TRANSPORT=kernel"
+
+
 class JournalSource(Source):
     """Kernel messages in the systemd journal, for this and previous boots.
 
-    ``journalctl -k -b <boot id> -o short-precise``, per boot, resuming after the cursor
-    stored for that boot (``--after-cursor``, ``--show-cursor``). ``extra_args`` select
-    another journal (``--file``/``--directory``) for tests or offline analysis.
+    ``journalctl -k _TRANSPORT=kernel -b <boot id> -o short-precise``, per boot, resuming
+    after the cursor stored for that boot (``--after-cursor``, ``--show-cursor``).
+    ``extra_args`` select another journal (``--file``/``--directory``) for tests or offline
+    analysis; whoever wrote such a file chose its ``_TRANSPORT`` fields, so its reports are
+    unauthenticated unless ``trusted``. The host's own journal is trusted.
     """
 
     name = "journal"
     description = "kernel messages in the systemd journal, per boot (journalctl -k)"
 
     def __init__(self, journalctl: str = "journalctl", extra_args: Sequence[str] = (),
-                 max_boots: int = 10) -> None:
+                 max_boots: int = 10, trusted: bool | None = None) -> None:
         self.journalctl = journalctl
         self.extra_args = tuple(extra_args)
         self.max_boots = max_boots
+        self.trusted = not self.extra_args if trusted is None else trusted
 
     def boots(self) -> list[tuple[int, str]]:
         """``(index, boot id)`` of the boots in the journal, oldest first."""
@@ -61,8 +71,8 @@ class JournalSource(Source):
         new_cursors: dict[str, str] = {}
         boots = self.boots()[-self.max_boots:]
         for _idx, boot in boots:
-            argv = [self.journalctl, *self.extra_args, "-k", "-b", boot, "-o", "short-precise",
-                    "--no-pager", "--quiet", "--show-cursor"]
+            argv = [self.journalctl, *self.extra_args, "-k", KERNEL_TRANSPORT, "-b", boot,
+                    "-o", "short-precise", "--no-pager", "--quiet", "--show-cursor"]
             old = cursors.get(boot)
             if isinstance(old, str):
                 argv += ["--after-cursor", old]
@@ -85,5 +95,9 @@ class JournalSource(Source):
                     new_cursors[boot] = cursor
                 state["boots"] = new_cursors
 
-            yield LogUnit(self.name, f"journal boot {boot}", iter(text), finish)
+            unauthenticated = None if self.trusted else (
+                f"it was read from the journal given by {' '.join(self.extra_args)}, whose "
+                f"{KERNEL_TRANSPORT} fields are whatever the writer of that journal put there")
+            yield LogUnit(self.name, f"journal boot {boot}", iter(text), finish,
+                          unauthenticated=unauthenticated)
         state["boots"] = new_cursors

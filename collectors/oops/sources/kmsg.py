@@ -77,7 +77,8 @@ class KmsgSource(Source):
             state.clear()
             state.update({"boot_id": boot, "seq": high[0]})
 
-        yield LogUnit(self.name, self.path, lines(), finish)
+        # Only the kernel (and root, through /dev/kmsg) writes the ring buffer: trusted.
+        yield LogUnit(self.name, self.path, lines(), finish, unauthenticated=None)
 
     def _dmesg_unit(self, state: dict[str, Any], boot: str) -> LogUnit:
         res = run_command([*self.dmesg, "--raw"])
@@ -105,4 +106,4 @@ class KmsgSource(Source):
             state.clear()
             state.update({"boot_id": boot, "ts": high[0]})
 
-        return LogUnit(self.name, "dmesg", lines(), finish)
+        return LogUnit(self.name, "dmesg", lines(), finish, unauthenticated=None)

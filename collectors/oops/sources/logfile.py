@@ -17,12 +17,12 @@ import lzma
 import os
 import stat
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 from collectors.errors import OopsError
 from collectors.oops.cursor import load_marks, make_mark, resume_offset
-from collectors.oops.sources.base import MAX_LINE, LogUnit, decode_line, one_line
+from collectors.oops.sources.base import MAX_LINE, UNKNOWN_ORIGIN, LogUnit, decode_line, one_line
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class LogFile:
             os.close(fd)
             raise
         self.inode = st.st_ino
+        self.stat = st  # of the file opened (its owner and mode say who could have written it)
         self._raw = raw
         magic = raw.read(6)
         raw.seek(0)
@@ -161,13 +162,19 @@ READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAErro
                                                  ValueError, OopsError)
 
 
+def _unknown(logf: LogFile) -> str | None:
+    return UNKNOWN_ORIGIN
+
+
 def file_units(source: str, paths: Sequence[str], state: dict[str, Any], *,
-               live: Sequence[str] = ()) -> Iterator[LogUnit]:
+               live: Sequence[str] = (),
+               trust: Callable[[LogFile], str | None] = _unknown) -> Iterator[LogUnit]:
     """Units for log files, resuming each where a previous run stopped (by content).
 
     ``paths`` should be ordered oldest first so the marks of a rotated file are matched
     before its path is reused. ``live`` files are still being written: their last,
     unterminated line is left for the next run. Marks of files that vanished are dropped.
+    ``trust`` gives each opened file's ``LogUnit.unauthenticated``.
     """
     old_marks = load_marks(state)
     new_marks: dict[str, Any] = {}
@@ -179,7 +186,7 @@ def file_units(source: str, paths: Sequence[str], state: dict[str, Any], *,
             log.warning("%s: %s: skipped: %s", source, path, one_line(exc))
             failed.add(path)
             continue
-        unit = LogUnit(source, path, iter(()))
+        unit = LogUnit(source, path, iter(()), unauthenticated=trust(logf))
         try:
             start = resume_offset(old_marks, logf.read_at, logf.size)
         except READ_ERRORS as exc:

@@ -25,13 +25,18 @@ class PstoreSource(Source):
 
     Records stay until someone deletes them (systemd-pstore moves them away), so the
     cursor is the set of content hashes already scanned.
+
+    Records in the kernel's pstore filesystem are written by the kernel alone; records read
+    from any other directory (a copy, a test tree) are unauthenticated unless ``trusted``.
     """
 
     name = "pstore"
     description = "dmesg and console records the previous kernel left in /sys/fs/pstore"
+    KERNEL_ROOT = "/sys/fs/pstore"
 
-    def __init__(self, root: str = "/sys/fs/pstore") -> None:
+    def __init__(self, root: str = KERNEL_ROOT, trusted: bool | None = None) -> None:
         self.root = root
+        self.trusted = os.path.normpath(root) == self.KERNEL_ROOT if trusted is None else trusted
 
     def _paths(self) -> list[str]:
         try:
@@ -73,4 +78,6 @@ class PstoreSource(Source):
                     seen.append(digest)
                 state["seen"] = seen[-1000:]
 
-            yield LogUnit(self.name, origin, iter(text.split("\n")), finish)
+            unauthenticated = None if self.trusted else (
+                f"it was read from {self.root}, not from the kernel's pstore filesystem {self.KERNEL_ROOT}")
+            yield LogUnit(self.name, origin, iter(text.split("\n")), finish, unauthenticated=unauthenticated)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from collectors.oops.sources.base import LogUnit, Source
-from collectors.oops.sources.logfile import file_units
+from collectors.oops.sources.logfile import LogFile, file_units
 
 # Rotated siblings: kern.log.1, kern.log.2.gz, messages-20251124, messages-20251124.xz
 _ROTATED = re.compile(r"^(?:\.(?P<num>\d+)|-(?P<date>\d{8,10}))(?:\.(?:gz|xz|bz2|zst))?$")
@@ -64,7 +64,14 @@ class SyslogSource(Source):
         return bool(self.family())
 
     def units(self, state: dict[str, Any]) -> Iterator[LogUnit]:
-        """One unit per file of the family, oldest first."""
+        """One unit per file of the family, oldest first; all unauthenticated (any local user
+        can write a line tagged ``kernel`` to the syslog daemon: ``logger -t kernel``)."""
         paths = self.family()
         live = [p for p in paths if os.path.basename(p) in self.BASES]
-        yield from file_units(self.name, paths, state, live=live)
+        yield from file_units(self.name, paths, state, live=live, trust=syslog_trust)
+
+
+def syslog_trust(logf: LogFile) -> str:
+    """Why lines of a syslog file are not known to be the kernel's."""
+    return (f"it was read from the syslog file {logf.path}, where any local user can write lines "
+            f"tagged \"kernel\" (logger -t kernel)")
