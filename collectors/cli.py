@@ -21,6 +21,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "coripper.backtrace_cli",
     "collectors.oops.cli",
     "collectors.state.cli",
+    "collectors.checks.cli",
+    "collectors.diagnose.cli",
     "reporter.server.cli",
 )
 
