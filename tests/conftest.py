@@ -214,6 +214,18 @@ def run_until_crash_with_pattern(argv: Sequence[str | os.PathLike[str]], pattern
     return proc.pid, (-rc if rc < 0 else 0)
 
 
+def crash_many_with_pattern(argvs: Sequence[Sequence[str | os.PathLike[str]]], pattern: str,
+                            pipe_limit: int | None = None, timeout: float = 300.0) -> list[int]:
+    """Start every argv of *argvs* at once under *pattern* (a storm); wait for all of them to
+    die; return the signals they died of (0: exited)."""
+    with core_pattern(pattern, pipe_limit):
+        procs = [subprocess.Popen([str(a) for a in argv], preexec_fn=_unlimited_core,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for argv in argvs]
+        codes = [proc.wait(timeout=timeout) for proc in procs]
+    return [-rc if rc < 0 else 0 for rc in codes]
+
+
 def gcore(argv: Sequence[str | os.PathLike[str]], out: Path, timeout: float = 60.0) -> Path:
     """Start ``argv`` (a program that prints ``ready`` then blocks), dump it with gdb's gcore, kill it."""
     proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from collectors.corehook import container as container_mod
 from collectors.corehook.container import ContainerInfo
-from collectors.corehook import dedup, hooklog, limits, procsnap
+from collectors.corehook import dedup, hooklog, limits, procsnap, shedding
 from collectors.corehook.coredump import (CoreResult, analyse_only, compress_element, drain_fd,
                                           release_stdin, save_core)
 from collectors.corehook.elements import TYPE, basic_elements, read_small_file, unreadable_summary
@@ -47,7 +47,7 @@ NOBODY = 65534
 class Outcome:
     """What the hook did with a crash (logged as one line)."""
 
-    action: str                 # saved | duplicate | crash-loop | ignored
+    action: str                 # saved | duplicate | crash-loop | shed | ignored
     why: str = ""
     path: str | None = None
 
@@ -219,20 +219,40 @@ def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "
     if outcome is not None:
         return outcome
     check_spool(cfg.spool)
+    init_ns = procsnap.read_init_namespaces(proc)
+    info = container_mod.detect(crash.snap, init_ns, proc)
+    slot = shedding.acquire_full_slot(cfg.spool, cfg.max_full_hooks)
+    if slot is None:
+        slot = shedding.slot_for_first_crash(cfg.spool, cfg.max_full_hooks, shedding.proc_key(crash, info))
+    def make_elements() -> dict[str, bytes]:
+        return basic_elements(args, crash.snap, crash.exe, crash.uid, init_ns, info, crash.status)
+
+    if slot is None:
+        return shedding.shed(crash, cfg, info, make_elements, stdin_fd)
+    elems = make_elements()
+    try:
+        return _capture_full(crash, cfg, info, elems, stdin_fd, spawn_postprocess)
+    finally:
+        if slot >= 0:
+            os.close(slot)
+
+
+def _capture_full(crash: Crash, cfg: HookConfig, info: ContainerInfo, elems: dict[str, bytes],
+                  stdin_fd: int, spawn_postprocess: bool) -> Outcome:
+    """Capture with a full-capture slot held: crash-loop limit, free space, the directory,
+    the core, dedup, commit."""
+    args = crash.args
     rate, outcome = _crash_loop(crash, cfg, stdin_fd)
     if outcome is not None:
         return outcome
-
-    init_ns = procsnap.read_init_namespaces(proc)
-    info = container_mod.detect(crash.snap, init_ns, proc)
     if not limits.has_free_space(cfg.spool, cfg.min_free_space):
         return _count_only(crash, cfg, info, stdin_fd,
                            f"less than {cfg.min_free_space} bytes free in {cfg.spool}")
-    elems = basic_elements(args, crash.snap, crash.exe, crash.uid, init_ns, info, crash.status)
     hooklog.log(crash.line("dumping core"))
     unreadable = unreadable_summary(crash.snap)
     if unreadable:
         hooklog.log(f"could not read from /proc/{args.global_pid}: {unreadable}", error=True)
+    elems[shedding.PROC_SIGNATURE_ELEMENT] = shedding.proc_key(crash, info).encode()
     dd = _new_directory(crash, cfg, elems)
     if dd is None:
         # A full disk before the core was read: the core can still tell whether this is
@@ -303,6 +323,11 @@ def _commit_or_count(dd: DumpDir, crash: Crash, cfg: HookConfig, key: str, rate:
             hooklog.log(crash.line(f"duplicate of {duplicate} (count {count})"))
             return Outcome("duplicate", "same crash signature", duplicate)
         dd.save_text(dedup.SIGNATURE_ELEMENT, key)
+        proc_key = dd.load_text(shedding.PROC_SIGNATURE_ELEMENT)
+        if proc_key:
+            absorbed = shedding.absorb_coreless(cfg.spool, proc_key, dd)
+            if absorbed:
+                hooklog.log(crash.line(f"took over {absorbed} occurrences counted without core"))
         return Outcome("saved", "", dd.commit())
 
 

@@ -7,6 +7,7 @@ import json
 import os
 
 from collectors.corehook import install as install_mod
+from collectors.errors import HookError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,12 +29,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = sub.add_parser("install", parents=[common], help="install the hook into core_pattern",
                        description="Write the hook's launcher and config, save the current "
-                       "core_pattern and install ours (sets core_pipe_limit if it is 0).")
+                       "core_pattern and core_pipe_limit, and install ours (core_pipe_limit 0 by default: "
+                       "the kernel pipes every crash and the hook sheds load itself; docs/hook.md).")
     p.add_argument("--spool", help="problem directory spool (default from crashkit.toml or "
                    "/var/spool/crashkit)")
     p.add_argument("--keep", choices=("minimized", "full", "none"), help="what to keep of the core")
     p.add_argument("--compress", choices=("none", "zstd"), help="compress the saved core")
     p.add_argument("--config", help="base config file (default $CRASHKIT_CONFIG or /etc/crashkit/crashkit.toml)")
+    p.add_argument("--core-pipe-limit", type=int, default=None, metavar="N",
+                   help="core_pipe_limit to set (default 0: no limit; a limit makes the kernel "
+                   "drop the crashes past it)")
     p.set_defaults(func=_install)
 
     p = sub.add_parser("uninstall", parents=[common], help="restore the previous core_pattern",
@@ -56,8 +61,11 @@ def _print(args: argparse.Namespace, data: dict[str, object], text: str) -> None
 def _install(args: argparse.Namespace) -> int:
     paths = install_mod.default_paths(args.state_dir)
     spool = os.path.abspath(args.spool) if args.spool else None
+    limit = install_mod.DEFAULT_PIPE_LIMIT if args.core_pipe_limit is None else args.core_pipe_limit
+    if limit < 0:
+        raise HookError(f"--core-pipe-limit must be 0 or more, not {limit}")
     result = install_mod.install(paths, spool=spool, keep=args.keep, compress=args.compress,
-                                 base_config=args.config)
+                                 base_config=args.config, pipe_limit=limit)
     _print(args, result, f"installed: {result['core_pattern']}\n"
            f"previous pattern: {result['previous_core_pattern']}\nspool: {result['spool']}")
     return 0

@@ -55,12 +55,16 @@ class HookConfig:
     # rest of the core is drained unread, so the kernel is released, and the minimized core
     # keeps what was found so far, marked truncated. 0 = no budget.
     analysis_budget: float = 5.0
+    # Hooks that capture fully (read, minimize, save the core) at the same time; a crash that
+    # finds them all busy is counted from /proc with its core drained unread (load shedding,
+    # docs/hook.md). 0 = no limit.
+    max_full_hooks: int = 8
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
 _CHOICES = {"keep": ("minimized", "full", "none"), "compress": ("none", "zstd")}
 _INTS = {"max_spool_size", "min_free_space", "crash_loop_limit", "crash_loop_window",
-         "max_core_size", "time_limit"}
+         "max_core_size", "time_limit", "max_full_hooks"}
 
 
 def config_path(option: str | None = None, environ: dict[str, str] | None = None) -> str:

@@ -18,6 +18,8 @@ from reporter.dumpdir import DumpDir, iter_problem_dirs
 
 SIGNATURE_ELEMENT = "crash_signature"
 DUPHASH_SIGNATURE_ELEMENT = "crash_signature_duphash"
+#: Occurrences in ``count`` whose core the hook never read (shed, refused by the kernel).
+WITHOUT_CORE_ELEMENT = "counted_without_core"
 _MAX_SIG = 256
 #: Seconds :func:`bump` waits for another holder of the directory's lock (abrtd, a reporter).
 BUMP_TIMEOUT = 10.0
@@ -27,6 +29,11 @@ def site_signature(executable: str, signal: int, module: str | None, offset: int
     """The pre-backtrace crash signature text (pure)."""
     where = f"{module}+0x{offset:x}" if module and offset is not None else "unknown"
     return f"site\0{executable}\0{signal}\0{where}"
+
+
+def proc_signature(executable: str, signal: int) -> str:
+    """The signature /proc alone gives (no core read: load shedding, kernel refusals; pure)."""
+    return f"proc\0{executable}\0{signal}"
 
 
 def duphash_signature(duphash: str) -> str:
@@ -77,10 +84,12 @@ def find_duplicate(spool: str, key: str, *, element: str = SIGNATURE_ELEMENT,
     return best[1] if best else None
 
 
-def bump(path: str, when: float, by: int = 1, timeout: float | None = None) -> int:
-    """Add *by* occurrences to the directory at *path* (count, last_occurrence); returns the
-    new count. Raises :class:`~reporter.errors.LockedError` after *timeout* seconds
-    (default :data:`BUMP_TIMEOUT`) of somebody else holding its lock."""
+def bump(path: str, when: float, by: int = 1, timeout: float | None = None,
+         without_core: int = 0) -> int:
+    """Add *by* occurrences to the directory at *path* (count, last_occurrence), of which
+    *without_core* had no core read (``counted_without_core``); returns the new count.
+    Raises :class:`~reporter.errors.LockedError` after *timeout* seconds (default
+    :data:`BUMP_TIMEOUT`) of somebody else holding its lock."""
     wait = BUMP_TIMEOUT if timeout is None else timeout
     with DumpDir.open(path, wait=True, timeout=wait) as dd:
         count = dd.count() or 1
@@ -89,4 +98,6 @@ def bump(path: str, when: float, by: int = 1, timeout: float | None = None) -> i
             dd.save_int("count", count)
             first = dd.time() or 0
             dd.save_int("last_occurrence", max(int(when), first))
+        if without_core:
+            dd.save_int(WITHOUT_CORE_ELEMENT, (dd.load_int(WITHOUT_CORE_ELEMENT) or 0) + without_core)
         return count

@@ -36,7 +36,10 @@ HOOK_CONFIG = "hook.toml"
 SAVED_PATTERN = "saved_core_pattern"
 SAVED_PIPE_LIMIT = "saved_core_pipe_limit"
 CORENAME_MAX = 127          # CORENAME_MAX_SIZE 128 including the NUL
-DEFAULT_PIPE_LIMIT = 16
+#: 0: the kernel pipes every crash (a limit makes it drop the crashes past it, logging only
+#: some of them); the hook bounds its own work instead (``max_full_hooks``, load shedding).
+#: Measured with bench/crash_storm.py: docs/hook.md, "Crash storms".
+DEFAULT_PIPE_LIMIT = 0
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,7 @@ def install(paths: Paths, *, spool: str | None = None, keep: str | None = None,
         _write_atomic(paths.saved_pattern, current + "\n", 0o644)
         _write_atomic(paths.saved_pipe_limit, current_limit + "\n", 0o644)
     _write_proc(paths.core_pattern, pattern)
-    if current_limit == "0" or not current_limit.isdigit():
-        _write_proc(paths.core_pipe_limit, str(pipe_limit))
+    _write_proc(paths.core_pipe_limit, str(pipe_limit))
     return {"core_pattern": pattern, "launcher": paths.launcher, "config": paths.hook_config,
             "spool": cfg.spool, "previous_core_pattern": current if not already else
             (_read(paths.saved_pattern) or "").rstrip("\n"), "was_installed": already}

@@ -220,6 +220,26 @@ class SpoolLock:
             self._fd = -1
 
 
+def try_slot(dir_fd: int, prefix: str, count: int) -> int | None:
+    """A held ``flock`` on one of ``<prefix>.0`` .. ``<prefix>.<count-1>`` in the directory
+    *dir_fd* (the spool's state directory), or ``None`` when all are taken. The lock goes
+    with the descriptor (or the process)."""
+    for n in range(count):
+        fd = os.open(f"{prefix}.{n}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                     | os.O_NONBLOCK, 0o600, dir_fd=dir_fd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PermissionError(errno.EPERM, "slot file is not a plain file", f"{prefix}.{n}")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+    return None
+
+
 # ------------------------------------------------------------------ crash-loop rate file
 
 def open_state_dir(spool: str) -> int:

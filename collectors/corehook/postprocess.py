@@ -19,8 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import fcntl
 import os
 import signal
 import sys
@@ -149,27 +147,6 @@ SLOT_WAIT = 600
 SLOT_POLL = 0.2
 
 
-def _try_slot(dir_fd: int, prefix: str, count: int) -> int | None:
-    """A held ``flock`` on one of ``<prefix>.0`` .. ``<prefix>.<count-1>`` in the state
-    directory (its fd), or ``None`` when all are taken."""
-    for n in range(count):
-        fd = os.open(f"{prefix}.{n}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-                     | os.O_NONBLOCK, 0o600, dir_fd=dir_fd)
-        try:
-            import stat
-
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise PermissionError(errno.EPERM, "slot file is not a plain file", f"{prefix}.{n}")
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            os.close(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-    return None
-
-
 def acquire_turn(spool: str, *, running: int = MAX_RUNNING, waiting: int = MAX_WAITING,
                  wait: float = SLOT_WAIT) -> int | None:
     """Wait for one of *running* post-processing slots of *spool* (``flock``-ed files in
@@ -177,17 +154,17 @@ def acquire_turn(spool: str, *, running: int = MAX_RUNNING, waiting: int = MAX_W
     *waiting* others already queue or no slot freed up within *wait* seconds."""
     dfd = limits.open_state_dir(spool)
     try:
-        slot = _try_slot(dfd, "postprocess-run", running)
+        slot = limits.try_slot(dfd, "postprocess-run", running)
         if slot is not None:
             return slot
-        queued = _try_slot(dfd, "postprocess-wait", waiting)
+        queued = limits.try_slot(dfd, "postprocess-wait", waiting)
         if queued is None:
             return None
         try:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 time.sleep(SLOT_POLL)
-                slot = _try_slot(dfd, "postprocess-run", running)
+                slot = limits.try_slot(dfd, "postprocess-run", running)
                 if slot is not None:
                     return slot
             return None

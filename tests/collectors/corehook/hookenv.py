@@ -25,7 +25,7 @@ from conftest import Programs, require_core_pattern, run_until_crash_with_patter
 from collectors.corehook import install
 from reporter.dumpdir import iter_problem_dirs
 
-FINAL = re.compile(r"(saved /|duplicate of |ignoring \(|error: |time limit )")
+FINAL = re.compile(r"(saved /|duplicate of |ignoring \(|error: |time limit |counted without core )")
 #: A post-processing run that will not produce its elements (what postprocess.py logs then).
 POSTPROCESS_FAILED = re.compile(r"postprocess\b.*(fail|[A-Za-z]+Error|could not|skipped|unusable|killed)")
 

@@ -35,14 +35,14 @@ def test_install_status_uninstall_round_trip():  # type: ignore[no-untyped-def]
 
 def _round_trip(base: Path, state: Path, spool: Path) -> None:
     # Start from a known pattern and pipe limit; restored afterwards whatever happens.
-    with core_pattern("core.%p.ck-test", pipe_limit=0):
+    with core_pattern("core.%p.ck-test", pipe_limit=16):
         r = crashkit("hook", "install", "--state-dir", str(state), "--spool", str(spool), "--json")
         assert r.returncode == 0, r.stderr
         installed = json.loads(r.stdout)
         launcher = state / "crashkit-hook"
         assert CORE_PATTERN.read_text().strip() == f"|{launcher} %P %p %i %I %u %g %s %t %c %d %h %e"
         assert installed["previous_core_pattern"] == "core.%p.ck-test"
-        assert CORE_PIPE_LIMIT.read_text().strip() == "16"
+        assert CORE_PIPE_LIMIT.read_text().strip() == "0"  # every crash piped: load shedding
         assert launcher.read_text().startswith("#!") and spool.is_dir()
         assert f'spool = "{spool}"' in (state / "hook.toml").read_text()
 
@@ -66,7 +66,7 @@ def _round_trip(base: Path, state: Path, spool: Path) -> None:
         r = crashkit("hook", "uninstall", "--state-dir", str(state))
         assert r.returncode == 0, r.stderr
         assert CORE_PATTERN.read_text().strip() == "core.%p.ck-test"
-        assert CORE_PIPE_LIMIT.read_text().strip() == "0"
+        assert CORE_PIPE_LIMIT.read_text().strip() == "16"  # what was there before
         r = crashkit("hook", "status", "--state-dir", str(state), "--json")
         assert json.loads(r.stdout)["installed"] is False
 

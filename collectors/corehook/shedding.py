@@ -1,0 +1,156 @@
+"""Load shedding: in a crash storm, count every crash, keep cores only as far as the host bears.
+
+At most ``max_full_hooks`` hooks capture fully at once (``flock``-ed slot files in the spool's
+state directory). A hook that finds every slot taken counts its crash from the ``/proc``
+snapshot it already took, drains the core to ``/dev/null`` (splice) and exits: no minimizing,
+no unwinding, no post-processing. The count goes, under the spool lock, to the directory of
+the same program (uid, executable, signal, container: the ``crash_signature_proc`` element
+that every full capture writes too), or to a minimal directory of its own, which says that it
+holds no core and why.
+
+Every directory counts its occurrences in ``count``; ``counted_without_core`` says how many of
+them the hook never read a core for (shed here, refused by the kernel, see
+:mod:`.refusals`), so that a reader knows how much of a count is backed by an analysed core.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from collectors.corehook import dedup, hooklog, limits
+from collectors.corehook.coredump import drain_fd, release_stdin
+from collectors.corehook.elements import TYPE
+from reporter import elements
+from reporter.dumpdir import DumpDir
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from collectors.corehook.capture import Crash, Outcome
+    from collectors.corehook.config import HookConfig
+    from collectors.corehook.container import ContainerInfo
+
+#: Slot files ``hook-run.N`` in ``<spool>/.crashkit-hook``.
+SLOT_PREFIX = "hook-run"
+WITHOUT_CORE_ELEMENT = dedup.WITHOUT_CORE_ELEMENT
+PROC_SIGNATURE_ELEMENT = "crash_signature_proc"
+
+
+def acquire_full_slot(spool: str, slots: int) -> int | None:
+    """A held slot for a full capture (close the fd, or exit, to give it back); ``None``
+    when *slots* hooks already capture. An unusable state directory sheds nothing (-1)."""
+    if slots <= 0:
+        return -1
+    try:
+        dfd = limits.open_state_dir(spool)
+    except OSError as exc:
+        hooklog.log(f"hook slots unusable, no load shedding: {exc}", error=True)
+        return -1
+    try:
+        return limits.try_slot(dfd, SLOT_PREFIX, slots)
+    except OSError as exc:
+        hooklog.log(f"hook slots unusable, no load shedding: {exc}", error=True)
+        return -1
+    finally:
+        os.close(dfd)
+
+
+#: Seconds the first crash of a program waits for a full-capture slot before it is shed: its
+#: core is the one worth keeping (later occurrences count into its directory).
+FIRST_CRASH_WAIT = 2.0
+_POLL = 0.05
+
+
+def slot_for_first_crash(spool: str, slots: int, key: str, wait: float = FIRST_CRASH_WAIT) -> int | None:
+    """When no directory of this program (*key*) exists yet, wait up to *wait* seconds for a
+    full-capture slot; ``None`` when it is known already or no slot freed up."""
+    import time
+
+    if dedup.find_duplicate(spool, key, element=PROC_SIGNATURE_ELEMENT) is not None:
+        return None
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(_POLL)
+        slot = acquire_full_slot(spool, slots)
+        if slot is not None:
+            return slot
+    return None
+
+
+def proc_key(crash: Crash, container: ContainerInfo) -> str:
+    """The duplicate key that /proc alone gives: uid, executable, signal, container (pure)."""
+    return dedup.duplicate_key(crash.uid, TYPE, crash.exe or "",
+                               dedup.container_key(container.container, container.container_id),
+                               dedup.proc_signature(crash.shown, crash.args.signal))
+
+
+def count_without_core(spool: str, key: str, when: float, why: str, name: str,
+                       make: Callable[[], dict[str, bytes]]) -> tuple[str, int]:
+    """Count one occurrence without a core: in the oldest directory whose
+    ``crash_signature_proc`` is *key*, else in a new minimal directory built from *make*.
+    Returns (directory, its count). Runs under the spool's dedup lock."""
+    with limits.SpoolLock(spool, on_error=lambda exc: hooklog.log(
+            f"dedup lock unusable, duplicates may race: {exc}", error=True)):
+        target = dedup.find_duplicate(spool, key, element=PROC_SIGNATURE_ELEMENT)
+        if target is not None:
+            return target, dedup.bump(target, when, without_core=1)
+        elems = make()
+        elems["reason"] = elems.get("reason", b"") + f" (no core: {why})".encode()
+        elems[WITHOUT_CORE_ELEMENT] = b"1"
+        elems["count"] = b"1"
+        elems[PROC_SIGNATURE_ELEMENT] = key.encode()
+        dd = DumpDir.create(spool, name, owner_uid=int(elems.get("uid", b"0") or 0), uid=0, gid=0,
+                            mode=0o640)
+        try:
+            for element, value in elems.items():
+                dd.save_bytes(element, value)
+            path = dd.commit()
+        except BaseException:
+            dd.discard()
+            raise
+        dd.close()
+        return path, 1
+
+
+def absorb_coreless(spool: str, key: str, dd: DumpDir) -> int:
+    """Fold the directories that only counted this program without a core (same
+    ``crash_signature_proc`` *key*, no core of their own) into *dd*, the new directory of a
+    full capture, before it is committed; returns how many occurrences came along. Runs
+    under the spool's dedup lock."""
+    absorbed = 0
+    skip: list[str] = []
+    while True:
+        other = dedup.find_duplicate(spool, key, element=PROC_SIGNATURE_ELEMENT, skip=skip)
+        if other is None:
+            return absorbed
+        skip.append(other)
+        with DumpDir.open(other, wait=True, timeout=dedup.BUMP_TIMEOUT) as odd:
+            if odd.has_element("coredump") or odd.has_element("coredump.zst"):
+                continue
+            count = odd.count() or 1
+            without = odd.load_int(WITHOUT_CORE_ELEMENT) or count
+            first = odd.time()
+            mine = dd.time()
+            if first is not None and mine is not None and first < mine:
+                dd.save_int("time", first)
+            dd.save_int("count", (dd.count() or 1) + count)
+            dd.save_int(WITHOUT_CORE_ELEMENT, (dd.load_int(WITHOUT_CORE_ELEMENT) or 0) + without)
+            odd.delete()
+        absorbed += count
+
+
+def shed(crash: Crash, cfg: HookConfig, container: ContainerInfo,
+         make_elements: Callable[[], dict[str, bytes]], stdin_fd: int) -> Outcome:
+    """The storm path: drain the core unread, count the crash (module docstring)."""
+    from collectors.corehook.capture import Outcome
+
+    drain_fd(stdin_fd)
+    if stdin_fd == 0:
+        release_stdin()
+    why = f"load shedding, {cfg.max_full_hooks} hooks already capturing"
+    name = f"ccpp-{elements.iso_date(crash.args.time)}-{crash.args.global_pid}"
+    path, count = count_without_core(cfg.spool, proc_key(crash, container), crash.args.time, why,
+                                     name, make_elements)
+    hooklog.log(crash.line(f"counted without core in {path} (count {count}; {why})"))
+    return Outcome("shed", why, path)
