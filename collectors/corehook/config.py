@@ -158,27 +158,15 @@ def load_config(path: str) -> HookConfig:
 
 
 def render_config(cfg: HookConfig) -> str:
-    """TOML text of the ``[hook]`` section for *cfg* (what ``crashkit hook install`` writes)."""
-    lines = ["[hook]"]
+    """TOML text of the ``[hook]`` section for *cfg* (what ``crashkit hook install`` writes),
+    by tomli-w: any string (newlines, control characters, quotes) round-trips through
+    ``tomllib``. Imported here, not at the top: the crash hook reads configs, never writes."""
+    import tomli_w
+
+    table: dict[str, object] = {}
     for f in fields(HookConfig):
-        if f.name == "warnings":
-            continue
         value = getattr(cfg, f.name)
-        if value is None:
+        if f.name == "warnings" or value is None:
             continue
-        lines.append(f"{f.name} = {_toml(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(type(value))
+        table[f.name] = list(value) if isinstance(value, tuple) else value
+    return tomli_w.dumps({"hook": table})
