@@ -1,0 +1,41 @@
+"""Fixtures of the reporter tests: a real ``crashkit serve`` per module, an isolated environment."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rr_helpers import Serve  # noqa: E402
+
+TOKEN = "tok-3f9a1c7e5b"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No host configuration, a private outbox, no reporter settings from the environment."""
+    monkeypatch.setenv("CRASHKIT_CONFIG", str(tmp_path / "no-crashkit.toml"))
+    monkeypatch.setenv("CRASHKIT_OUTBOX", str(tmp_path / "outbox"))
+    for name in ("Upload_URL", "Upload_Username", "Upload_Password", "uReport_URL", "uReport_HTTPAuth",
+                 "Sentry_DSN", "SENTRY_DSN", "EXCLUDE_FROM_REPORT", "LIBREPORT_WORKFLOW", "http_proxy",
+                 "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return tmp_path / "outbox"
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """``crashkit serve`` on 127.0.0.1 with SQLite, uploads needing :data:`TOKEN`."""
+    root = tmp_path_factory.mktemp("serve")
+    tokens = root / "tokens"
+    tokens.write_text(f"{TOKEN} test-host\n")
+    srv = Serve(root / "data", token_file=tokens, extra=["--rate-limit", "0"])
+    try:
+        yield srv
+    finally:
+        srv.stop()
