@@ -1,43 +1,76 @@
-"""``crashkit list`` / ``crashkit info DIR`` / ``crashkit rm DIR...``: problem directories in the spool."""
+"""``crashkit list [MATCH...]`` / ``info [MATCH...]`` / ``rm DIR...``: crashes in the spool.
+
+Matches and filters are coredumpctl's (:mod:`reporter.match`); rows come from
+:mod:`reporter.listing`; the table is sized to the terminal and paged there
+(:mod:`reporter.display`, :mod:`reporter.pager`). Keys and forms: docs/cli.md.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
-from reporter import elements, reported_to
-from reporter.display import escape
-from reporter.dumpdir import DumpDir, is_problem_dir, iter_problem_dirs, spool_path
-from reporter.errors import BadElementError, ProblemDirError, ReporterError
+from reporter import elements, listing
+from reporter.display import Column, escape, fit, human_size, render, terminal_width, use_colour
+from reporter.dumpdir import DumpDir, is_problem_dir, spool_path
+from reporter.errors import ProblemDirError
+from reporter.match import Matcher, NoMatchError, parse_time, select, signal_name, when
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at start-up
+    from typing import Any
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-# How long the commands wait for a live lock holder (e.g. abrtd running an event).
-LOCK_TIMEOUT = 10.0
+LOCK_TIMEOUT = listing.LOCK_TIMEOUT
 REASON_WIDTH = 48
+MATCH_HELP = ("PID, executable name or path, problem directory name or path, container=NAME, "
+              "type=TYPE, uid=N, sig=SIGNAL (several of one field: any; of different fields: all)")
+# Kept for callers of the earlier module layout.
+summarize = listing.summarize
+
+
+def add_match_arguments(p: argparse.ArgumentParser, nargs: str = "*") -> None:
+    """The MATCH words and ``--spool``, as every command that picks crashes takes them."""
+    p.add_argument("match", metavar="MATCH", nargs=nargs, help=MATCH_HELP)
+    p.add_argument("--spool", metavar="DIR", help="spool directory (default $CRASHKIT_SPOOL or "
+                                                  "/var/spool/crashkit)")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``list``, ``info`` and ``rm`` to the ``crashkit`` parser."""
-    p = subparsers.add_parser("list", help="list the problem directories in the spool",
-                              description="List the problem directories in the spool "
-                                          "(--spool > $CRASHKIT_SPOOL > /var/spool/crashkit).")
-    p.add_argument("--spool", metavar="DIR", help="spool directory")
-    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p = subparsers.add_parser(
+        "list", help="list crashes in the spool (coredumpctl-style matches and filters)",
+        description="List the crashes (problem directories) in the spool, oldest first, or those "
+                    "MATCH names. Directories that cannot be read are listed with the reason.")
+    add_match_arguments(p)
+    p.add_argument("--since", metavar="TIME", help="only crashes at or after TIME (journalctl forms: "
+                                                    "-1h, yesterday, 2024-05-01 12:00, @SECONDS)")
+    p.add_argument("--until", metavar="TIME", help="only crashes at or before TIME")
+    # journalctl takes `--since -1h`: let argparse see "-1h" as a value, not an option (its
+    # negative-number rule is the only hook for that; this parser has no option like -1).
+    import re
+
+    p._negative_number_matcher = re.compile(r"^-\d")
+    p.add_argument("-n", "--lines", type=int, metavar="N", help="only the N newest")
+    p.add_argument("-r", "--reverse", action="store_true", help="newest first")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--reported", action="store_true", help="only crashes reported somewhere")
+    which.add_argument("--unreported", action="store_true", help="only crashes not reported yet")
+    p.add_argument("--json", action="store_true", help="print a JSON array (keys in docs/cli.md)")
+    p.add_argument("--no-legend", action="store_true", help="no header line")
+    p.add_argument("--no-pager", action="store_true", help="do not pipe the output into a pager")
     p.set_defaults(func=cmd_list)
 
-    p = subparsers.add_parser("info", help="show the elements of a problem directory",
-                              description="Show every element of a problem directory: text "
-                                          "elements in full, binary ones as their size.")
-    p.add_argument("dir", metavar="DIR", help="problem directory")
-    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p = subparsers.add_parser(
+        "info", help="show every element of the newest matching crash",
+        description="Show every element of the newest crash MATCH names (of all crashes without "
+                    "MATCH): text elements in full, binary ones as their size.")
+    add_match_arguments(p)
+    p.add_argument("--json", action="store_true", help="print a JSON object (keys in docs/cli.md)")
+    p.add_argument("--no-pager", action="store_true", help="do not pipe the output into a pager")
     p.set_defaults(func=cmd_info)
 
     p = subparsers.add_parser("rm", help="delete problem directories",
@@ -48,116 +81,128 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_rm)
 
 
-# ------------------------------------------------------------------------ reading
+# ------------------------------------------------------------------------ choosing crashes
 
 
-def _guarded(problems: dict[str, str], read: Callable[[], T]) -> T | None:
-    """*read*'s result, or ``None`` with the element's problem noted in *problems*."""
-    try:
-        return read()
-    except BadElementError as exc:
-        problems.setdefault(exc.element, exc.problem)
-        return None
+def _spool(args: argparse.Namespace) -> str:
+    if args.spool and not os.path.isdir(args.spool):
+        raise ProblemDirError(f"spool '{args.spool}' is not a directory")
+    return spool_path(args.spool)
 
 
-def _read(dd: DumpDir, name: str, problems: dict[str, str]) -> tuple[int, bytes | None] | None:
-    """``(size, data)`` of element *name*, *data* only up to libreport's 8 MiB text limit;
-    ``None`` if missing or not read (the reason goes into *problems*)."""
-    try:
-        return dd.load_bounded(name, elements.MAX_TEXT_SIZE)
-    except BadElementError as exc:
-        problems.setdefault(exc.element, exc.problem)
-        return None
+def _explicit_dir(words: list[str]) -> str | None:
+    """The directory the user named by path (``info ./ccpp-...``): one word with a ``/``
+    naming an existing directory."""
+    if len(words) == 1 and "/" in words[0] and os.path.isdir(words[0]):
+        return words[0]
+    return None
 
 
-def _text(dd: DumpDir, name: str, problems: dict[str, str]) -> str | None:
-    """Text element *name* read with libreport's text limit; ``None`` if missing or not read."""
-    got = _read(dd, name, problems)
-    if got is None:
-        return None
-    size, data = got
-    if data is None:
-        problems.setdefault(name, f"{size} bytes, more than the {elements.MAX_TEXT_SIZE} of a "
-                                  "text element: not read")
-        return None
-    return elements.load_text(data)
+def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """The newest crash the MATCH words name (any crash without words) and how many they name.
+
+    A word that is the path of a directory opens that directory, in the spool or not.
+    :class:`NoMatchError` (exit 1) when nothing matches.
+    """
+    words = list(args.match)
+    path = _explicit_dir(words)
+    if path is not None:
+        return listing.open_row(path, LOCK_TIMEOUT), 1
+    matcher = Matcher.parse(words)
+    spool = _spool(args)
+    rows = [r for r in listing.scan(spool) if listing.DIRECTORY_KEY not in r["problems"] or words]
+    chosen = select(rows, matcher)
+    if not chosen:
+        raise NoMatchError(f"no problem matches {matcher.describe()}" if words
+                           else f"no problem in {spool}")
+    return dict(chosen[-1]), len(chosen)
 
 
 # ------------------------------------------------------------------------ list
 
 
-def summarize(dd: DumpDir) -> dict[str, Any]:
-    """The ``crashkit list --json`` object of one open problem directory.
+COLUMNS = [Column("TIME"), Column("PID", right=True), Column("UID", right=True), Column("SIG"),
+           Column("COUNT", right=True), Column("EXE", min_width=10, cut="start"),
+           Column("CONTAINER", min_width=9), Column("SIZE", right=True), Column("REPORTED"),
+           Column("REASON", min_width=16, drop=True), Column("DIRECTORY", drop=True)]
+# On a narrow terminal: REASON shrinks, then goes; DIRECTORY goes (the PID or the executable
+# still names the crash); then CONTAINER and EXE shrink.
+SHRINK_ORDER = [9, 10, 6, 5]
 
-    Every read is bounded; an element that cannot be read (not a regular file, hard-linked,
-    too big) is ``null`` and named in ``problems``, with the other fields still filled.
-    """
-    problems = dd.entry_problems()
-    records = reported_to.parse(_text(dd, "reported_to", problems) or "")
-    last: dict[str, str | None] = {}
-    for record in records:  # last record of each label wins, first-seen order kept
-        last[record.label] = record.url
-    reported: list[dict[str, str | None]] | bool = (
-        [{"label": label, "url": url} for label, url in last.items()] if last else False
-    )
+
+def _container(row: dict[str, Any]) -> str:
+    kind, ident = row.get("container"), row.get("container_id")
+    if not kind:
+        return "-"
+    if ident and len(ident) == 64 and all(c in "0123456789abcdef" for c in ident):
+        ident = ident[:12]
+    return f"{kind}:{ident}" if ident else str(kind)
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    t = when(row)
+    pid = row["global_pid"] if row["global_pid"] is not None else row["pid"]
+    reason = escape(" ".join((row["reason"] or "").split()))
+    return [
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-",
+        "-" if pid is None else str(pid),
+        "-" if row["uid"] is None else str(row["uid"]),
+        signal_name(row["signal"]) or "-",
+        "-" if row["count"] is None else str(row["count"]),
+        escape(row["executable"] or "-"),
+        escape(_container(row)),
+        human_size(row["core_size"]),
+        "yes" if row["reported"] else "no",
+        reason if len(reason) <= REASON_WIDTH else reason[: REASON_WIDTH - 1] + "…",
+        escape(row["name"]),
+    ]
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    now = time.time()
+    if args.lines is not None and args.lines < 0:
+        raise ValueError(f"-n {args.lines}: not a count")
     return {
-        "directory": dd.path,
-        "time": _guarded(problems, dd.time),
-        "last_occurrence": _guarded(problems, dd.last_occurrence),
-        "type": _text(dd, "type", problems),
-        "executable": _text(dd, "executable", problems) or None,
-        "reason": _text(dd, "reason", problems) or None,
-        "count": _guarded(problems, dd.count),
-        "reported": reported,
-        "problems": dict(sorted(problems.items())),
+        "since": parse_time(args.since, now) if args.since else None,
+        "until": parse_time(args.until, now) if args.until else None,
+        "reported": True if args.reported else False if args.unreported else None,
+        "limit": args.lines, "reverse": args.reverse,
     }
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``crashkit list``."""
-    spool = spool_path(args.spool)
-    if args.spool and not os.path.isdir(args.spool):
-        raise ProblemDirError(f"spool '{args.spool}' is not a directory")
-    rows = []
-    for path in iter_problem_dirs(spool):
-        try:
-            with DumpDir.open(path, readonly=True, timeout=LOCK_TIMEOUT) as dd:
-                rows.append(summarize(dd))
-        except (ReporterError, OSError) as exc:  # deleted or locked meanwhile: list the rest
-            print(f"crashkit: warning: {escape(' '.join(str(exc).split()))}", file=sys.stderr)
+    matcher = Matcher.parse(args.match)
+    filters = _filters(args)
+    path = _explicit_dir(args.match)
+    rows = [listing.open_row(path, LOCK_TIMEOUT)] if path else listing.scan(_spool(args))
+    chosen = select(rows, None if path else matcher, **filters)
+    if not chosen and args.match:
+        raise NoMatchError(f"no problem matches {matcher.describe()}")
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)  # ensure_ascii: \uXXXX, never a raw control
-        sys.stdout.write("\n")
-    else:
-        _print_table(rows)
+        import json
+
+        # One write (stdout may be unbuffered); ensure_ascii: \uXXXX, never a raw control.
+        sys.stdout.write(json.dumps(chosen, indent=2) + "\n")
+        return EXIT_OK
+    tty = sys.stdout.isatty()
+    colour = use_colour(tty)
+    table = [_cells(dict(r)) for r in chosen]
+    widths = fit(COLUMNS, table, terminal_width(1, tty), SHRINK_ORDER)
+    lines = render(COLUMNS, table, widths, legend=not args.no_legend, colour=colour)
+    out = lines[:1] if not args.no_legend else []
+    for line, row in zip(lines[len(out):], chosen, strict=True):
+        out.append(line)
+        for name, problem in row["problems"].items():  # under the row: the directory is listed
+            note = f"    problem: {escape(name)}: {escape(problem)}"
+            out.append(f"\x1b[31m{note}\x1b[0m" if colour else note)
+    from reporter.pager import paged
+
+    with paged(not args.no_pager and len(out) > 1):
+        if out:
+            sys.stdout.write("\n".join(out) + "\n")
+            sys.stdout.flush()
     return EXIT_OK
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    header = ("TIME", "COUNT", "TYPE", "REPORTED", "REASON", "DIRECTORY")
-    table = [header]
-    for row in rows:
-        when = row["last_occurrence"] or row["time"]
-        table.append((
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when is not None else "-",
-            "-" if row["count"] is None else str(row["count"]),
-            _one_line(row["type"] or "-", 12),
-            "yes" if row["reported"] else "no",
-            _one_line(row["reason"] or "", REASON_WIDTH),
-            escape(os.path.basename(row["directory"])),
-        ))
-    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
-    notes: list[dict[str, str]] = [{}, *(row["problems"] for row in rows)]
-    for r, problems in zip(table, notes, strict=True):
-        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]
-        print("  ".join(cells))
-        for name, problem in problems.items():  # under the row: the directory is listed
-            print(f"    problem: {escape(name)}: {escape(problem)}")
-
-
-def _one_line(text: str, width: int) -> str:
-    text = escape(" ".join(text.split()))
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ------------------------------------------------------------------------ info
@@ -176,9 +221,13 @@ def describe(dd: DumpDir) -> dict[str, Any]:
     for name in dd.list_elements():
         if name in problems:
             continue  # e.g. a hard link: not read
-        got = _read(dd, name, problems)
+        try:
+            got = dd.load_bounded(name, elements.MAX_TEXT_SIZE)
+        except ProblemDirError as exc:
+            problems.setdefault(name, getattr(exc, "problem", str(exc)))
+            continue
         if got is None:
-            continue  # removed meanwhile, or not an element we read
+            continue  # removed meanwhile
         size, data = got
         if data is not None and elements.is_text(data):
             text[name] = elements.load_text(data)
@@ -188,14 +237,7 @@ def describe(dd: DumpDir) -> dict[str, Any]:
             "problems": problems}
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    """``crashkit info DIR``."""
-    with DumpDir.open(args.dir, readonly=True, timeout=LOCK_TIMEOUT) as dd:
-        info = describe(dd)
-    if args.json:
-        json.dump(info, sys.stdout, indent=2, sort_keys=True)  # ensure_ascii, as list
-        sys.stdout.write("\n")
-        return EXIT_OK
+def _info_lines(info: dict[str, Any]) -> list[str]:
     out = [f"directory: {escape(info['directory'])}"]
     if info["owner"] is not None:
         out.append(f".libreport/owner: {info['owner']}")
@@ -210,7 +252,28 @@ def cmd_info(args: argparse.Namespace) -> int:
             out.extend("    " + escape(line, keep="\t") for line in value.rstrip("\n").split("\n"))
         else:
             out.append(f"{shown}: " + escape(value, keep="\t"))
-    print("\n".join(out))
+    return out
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``crashkit info [MATCH...]``: the newest match; how many matched goes to stderr."""
+    row, count = resolve(args)
+    with DumpDir.open(row["directory"], readonly=True, timeout=LOCK_TIMEOUT) as dd:
+        info = describe(dd)
+    info["matches"] = count
+    if count > 1:
+        print(f"crashkit: {count} problems match, showing the newest: {escape(row['name'])}",
+              file=sys.stderr)
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")  # ensure_ascii, as list
+        return EXIT_OK
+    from reporter.pager import paged
+
+    with paged(not args.no_pager):
+        sys.stdout.write("\n".join(_info_lines(info)) + "\n")
+        sys.stdout.flush()
     return EXIT_OK
 
 

@@ -9,24 +9,47 @@ Pure functions over text; :meth:`reporter.dumpdir.DumpDir.add_reported_to` does 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from reporter.elements import iso_date, parse_iso_date
 
 # libreport splits tokens with C isspace() in the C locale: ASCII whitespace only.
 _SPACE = frozenset(" \t\n\v\f\r")
 
 
-@dataclass(frozen=True)
 class ReportResult:
-    """One ``reported_to`` record. ``time`` is unix seconds (written as local ISO date)."""
+    """One ``reported_to`` record. ``time`` is unix seconds (written as local ISO date).
 
+    Immutable, compared and hashed by value. A plain class, not a dataclass: importing
+    :mod:`dataclasses` (it loads :mod:`inspect`) would cost ``crashkit list`` about 7 ms.
+    """
+
+    __slots__ = ("label", "time", "url", "bthash", "workflow", "msg")
     label: str
-    time: int | None = None
-    url: str | None = None
-    bthash: str | None = None
-    workflow: str | None = None
-    msg: str | None = None
+    time: int | None
+    url: str | None
+    bthash: str | None
+    workflow: str | None
+    msg: str | None
+
+    def __init__(self, label: str, time: int | None = None, url: str | None = None,
+                 bthash: str | None = None, workflow: str | None = None, msg: str | None = None) -> None:
+        for name, value in zip(self.__slots__, (label, time, url, bthash, workflow, msg), strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ReportResult is immutable: cannot set {name!r}")
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ReportResult and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"ReportResult({fields})"
 
     def format(self) -> str:
         """The record as a line (no newline), fields in libreport's order."""

@@ -50,10 +50,14 @@ def test_list_json(spool: Path, fixtures_dir: Path) -> None:
     res = crashkit("list", "--spool", str(spool), "--json")
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)
-    assert [r["directory"] for r in rows] == [str(spool / n) for n in sorted(FIXTURE_DIRS)]
+    # Oldest first, as coredumpctl: by last occurrence, then name.
+    assert sorted(r["directory"] for r in rows) == [str(spool / n) for n in sorted(FIXTURE_DIRS)]
+    keys = [(r["last_occurrence"] or r["time"], r["directory"]) for r in rows]
+    assert keys == sorted(keys)
     for row in rows:
-        assert set(row) == {"directory", "time", "last_occurrence", "type", "executable", "reason", "count",
-                            "reported", "problems"}
+        assert set(row) == {"directory", "name", "time", "last_occurrence", "type", "executable", "reason",
+                            "count", "pid", "global_pid", "uid", "signal", "container", "container_id",
+                            "container_hostname", "core", "core_size", "reported", "problems"}
         assert row["problems"] == {}  # real ABRT/libreport directories are sound
         src = fixtures_dir / FIXTURE_DIRS[Path(row["directory"]).name]
         assert row["time"] == int((src / "time").read_text())
@@ -89,13 +93,14 @@ def test_list_table(spool: Path) -> None:
     res = crashkit("list", "--spool", str(spool))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["TIME", "COUNT", "TYPE", "REPORTED", "REASON", "DIRECTORY"]
+    assert lines[0].split() == ["TIME", "PID", "UID", "SIG", "COUNT", "EXE", "CONTAINER", "SIZE", "REPORTED",
+                                "REASON", "DIRECTORY"]
     assert len(lines) == 1 + len(FIXTURE_DIRS)
     satyr = next(line for line in lines if line.endswith("satyr-problem-dir"))
     assert "sleep killed by SIGSEGV" in satyr and " 55 " in satyr
     sample2 = next(line for line in lines if line.endswith("sample-2"))
     assert long_reason not in sample2 and "…" in sample2  # truncated
-    assert all(len(line) < 140 for line in lines)
+    assert all(len(line) < 200 for line in lines)  # a pipe: no terminal width, the reason still cut
 
 
 def test_list_empty_and_missing_spool(tmp_path: Path) -> None:
@@ -134,10 +139,13 @@ def test_info_binary_and_text(spool: Path) -> None:
     assert "    11:blkio:/" in res.stdout.splitlines()  # multi-line elements indented
 
 
-@pytest.mark.parametrize("target", ["missing", "ordinary-dir", "half-built.new", "link", "satyr-problem-dir/time"])
-def test_info_bad_dir(spool: Path, target: str) -> None:
-    res = crashkit("info", str(spool / target))
-    assert res.returncode == 2
+@pytest.mark.parametrize("target, code", [("missing", 1), ("ordinary-dir", 2), ("half-built.new", 2),
+                                          ("link", 2), ("satyr-problem-dir/time", 1)])
+def test_info_bad_dir(spool: Path, target: str, code: int) -> None:
+    # A directory named by path is opened (2: not a problem directory); a path naming no
+    # directory is an executable path that no crash has (1: no problem matches).
+    res = crashkit("info", "--spool", str(spool), str(spool / target))
+    assert res.returncode == code
     assert res.stdout == ""
     assert res.stderr.startswith("crashkit: error:") and res.stderr.count("\n") == 1
     assert "Traceback" not in res.stderr
