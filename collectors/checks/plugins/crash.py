@@ -70,10 +70,16 @@ class PipeLimit(Check):
         ev = [f"core_pipe_limit {limit}", f"core_pattern {pattern.raw!r}"]
         if not pattern.pipe:
             return skip("core_pattern is not a pipe: core_pipe_limit does not apply", ev)
+        ours = pattern.handler == "crashkit" or _is_crashkit_launcher(host.path(pattern.executable or ""))
+        if limit == 0 and ours:
+            return passed("core_pipe_limit 0: the kernel pipes every crash to crashkit's hook, which "
+                          "reads /proc/PID before it drains the core (docs/hook.md)", ev)
         if limit == 0:
             return warn("core_pipe_limit is 0: the kernel does not wait for the handler, which may "
-                        "find /proc/PID gone", ev, "sysctl -w kernel.core_pipe_limit=16 (crashkit hook "
-                        "install sets it)")
+                        "find /proc/PID gone", ev, "sysctl -w kernel.core_pipe_limit=16 (what "
+                        "systemd-coredump and abrt expect)")
+        if ours:
+            ev.append(f"more than {limit} crashes at once are not dumped at all (crash storms)")
         return passed(f"core_pipe_limit {limit}", ev)
 
 

@@ -222,3 +222,24 @@ def test_reporting_spool_and_hook_log(tmp_path: Path, monkeypatch: pytest.Monkey
     assert recs["reporting.spool_entries"].result.evidence == ("ccpp-broken: no 'time' element",)
     errs = recs["reporting.hook_errors"]
     assert errs.status == "warn" and "Permission denied" in errs.result.summary
+
+
+def test_core_pipe_limit_depends_on_the_handler(tmp_path: Path) -> None:
+    launcher = "/var/lib/crashkit/crashkit-hook"
+    root = make_root(tmp_path, {
+        "/proc/sys/kernel/core_pattern": f"|{launcher} %P %p %i %I %u %g %s %t %c %d %h %e\n",
+        "/proc/sys/kernel/core_pipe_limit": "0\n",
+        launcher: "#!/usr/bin/python3 -IS\nfrom collectors.corehook.hook import main\n"})
+    (root / launcher.lstrip("/")).chmod(0o755)
+    recs = run(HostConfig(root=str(root)), "crash.core_pattern", "crash.core_pipe_limit")
+    assert recs["crash.core_pattern"].status == "pass" and "crashkit" in recs["crash.core_pattern"].result.summary
+    assert recs["crash.core_pipe_limit"].status == "pass"      # install's default: every crash piped
+    (root / "proc/sys/kernel/core_pattern").write_text("|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n")
+    (root / "usr/lib/systemd").mkdir(parents=True)
+    (root / "usr/lib/systemd/systemd-coredump").write_text("#!/bin/sh\n")
+    (root / "usr/lib/systemd/systemd-coredump").chmod(0o755)
+    recs = run(HostConfig(root=str(root)), "crash.core_pattern", "crash.core_pipe_limit")
+    assert "systemd-coredump" in recs["crash.core_pattern"].result.summary
+    assert recs["crash.core_pipe_limit"].status == "warn"
+    (root / "usr/lib/systemd/systemd-coredump").unlink()
+    assert run(HostConfig(root=str(root)), "crash.core_pattern")["crash.core_pattern"].status == "fail"
