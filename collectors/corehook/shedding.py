@@ -86,20 +86,21 @@ def proc_key(crash: Crash, container: ContainerInfo) -> str:
 
 
 def count_without_core(spool: str, key: str, when: float, why: str, name: str,
-                       make: Callable[[], dict[str, bytes]]) -> tuple[str, int]:
-    """Count one occurrence without a core: in the oldest directory whose
-    ``crash_signature_proc`` is *key*, else in a new minimal directory built from *make*.
-    Returns (directory, its count). Runs under the spool's dedup lock."""
+                       make: Callable[[], dict[str, bytes]], *,
+                       element: str = PROC_SIGNATURE_ELEMENT) -> tuple[str, int]:
+    """Count one occurrence without a core: in the oldest directory whose *element* is
+    *key*, else in a new minimal directory built from *make* (named *name*). Returns
+    (directory, its count). Runs under the spool's dedup lock."""
     with limits.SpoolLock(spool, on_error=lambda exc: hooklog.log(
             f"dedup lock unusable, duplicates may race: {exc}", error=True)):
-        target = dedup.find_duplicate(spool, key, element=PROC_SIGNATURE_ELEMENT)
+        target = dedup.find_duplicate(spool, key, element=element)
         if target is not None:
             return target, dedup.bump(target, when, without_core=1)
         elems = make()
         elems["reason"] = elems.get("reason", b"") + f" (no core: {why})".encode()
         elems[WITHOUT_CORE_ELEMENT] = b"1"
         elems["count"] = b"1"
-        elems[PROC_SIGNATURE_ELEMENT] = key.encode()
+        elems[element] = key.encode()
         dd = DumpDir.create(spool, name, owner_uid=int(elems.get("uid", b"0") or 0), uid=0, gid=0,
                             mode=0o640)
         try:

@@ -1,0 +1,129 @@
+"""Crashes the kernel refused to pipe to the hook, counted from the kernel's own log lines.
+
+With a ``core_pipe_limit``, or when the hook cannot be run at all, the kernel skips the dump
+and says so in its log, naming the pid (in the crashing task's own pid namespace) and comm:
+
+* ``coredump: 4242(crasher): over core_pipe_limit, skipping core dump`` (Linux 6.10 and
+  later: every failure of fs/coredump.c has this shape), ``...: |/path pipe failed``, ...;
+* before that, ``Pid 4242(crasher) over core_pipe_limit`` followed by ``Skipping core dump``,
+  and ``Core dump to |/path pipe failed``;
+* ``vfs_coredump: 4 callbacks suppressed``: the newer messages are rate-limited (10 per 5 s);
+  this line says how many were not printed, without naming them.
+
+:func:`parse_refusal` reads one line (pure). :func:`account` turns refusals into counted
+crashes: in the newest problem directory of the same program (``comm``: the executable's
+first 15 bytes), else in a minimal directory whose ``reason`` says why there is no core;
+suppressed refusals go to one directory of unknown programs. Each is also added to
+``counted_without_core`` (:mod:`.shedding`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from collectors.corehook import dedup, hooklog
+from collectors.corehook.shedding import count_without_core
+from reporter import elements
+from reporter.dumpdir import DumpDir, iter_problem_dirs
+
+_NEW = re.compile(r"coredump: (\d++)\((.{0,16}?)\): (.{1,200}+)$")
+_OLD_LIMIT = re.compile(r"Pid (\d++)\((.{0,16}?)\) over core_pipe_limit$")
+_OLD_PIPE = re.compile(r"Core dump to (\|\S{1,200}+) pipe failed$")
+_SUPPRESSED = re.compile(r"(?<![\w.])(\w{1,80}+): (\d++) callbacks suppressed$")
+#: Messages of fs/coredump.c that are not refusals of a dump (they follow one).
+_NOT_A_REFUSAL = ("Skipping core dump", "Aborting core")
+REFUSAL_ELEMENT = "crash_signature_refusal"
+COMM_LEN = 15
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One crash the kernel did not pipe (pid and comm when named), or *suppressed* > 0
+    crashes it did not even name."""
+
+    reason: str
+    pid: int | None = None
+    comm: str | None = None
+    suppressed: int = 0
+
+
+def parse_refusal(line: str) -> Refusal | None:
+    """The refusal a kernel log message (without its prefix) reports, if any (pure)."""
+    text = line.strip()
+    m = _NEW.search(text)
+    if m:
+        return Refusal(m.group(3), int(m.group(1)), m.group(2))
+    m = _OLD_LIMIT.search(text)
+    if m:
+        return Refusal("over core_pipe_limit", int(m.group(1)), m.group(2))
+    m = _OLD_PIPE.search(text)
+    if m:
+        return Refusal(f"core dump to {m.group(1)} pipe failed")
+    m = _SUPPRESSED.search(text)
+    if m and "coredump" in m.group(1) and int(m.group(2)) > 0:
+        return Refusal("refusals the kernel did not print", suppressed=int(m.group(2)))
+    return None
+
+
+def _comm_of(path: str) -> str:
+    try:
+        fd = os.open(os.path.join(path, "executable"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        exe = os.read(fd, 4096).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
+    return os.path.basename(exe)[:COMM_LEN]
+
+
+def _newest_of(spool: str, comm: str) -> str | None:
+    best: tuple[int, str] | None = None
+    for path in iter_problem_dirs(spool):
+        if _comm_of(path) != comm:
+            continue
+        with DumpDir.open(path, readonly=True) as dd:
+            when = dd.load_int("last_occurrence") or dd.time() or 0
+        if best is None or when > best[0]:
+            best = (when, path)
+    return best[1] if best else None
+
+
+def _minimal(refusal: Refusal, when: float) -> dict[str, bytes]:
+    who = refusal.comm or "unknown program"
+    out = {"time": elements.format_number(int(when)), "last_occurrence": elements.format_number(int(when)),
+           "type": b"CCpp", "analyzer": b"CCpp", "uid": b"0", "kernel": os.uname().release.encode(),
+           "reason": f"{who} killed".encode(), "kernel_refusal": refusal.reason.encode()}
+    if refusal.pid is not None:
+        out["pid"] = elements.format_number(refusal.pid)
+    if refusal.comm is not None:
+        out["comm"] = refusal.comm.encode()
+    return out
+
+
+def account(spool: str, refusals: list[Refusal], when: float | None = None) -> int:
+    """Count each refusal as a crash (module docstring); returns how many were counted."""
+    now = time.time() if when is None else when
+    counted = 0
+    for refusal in refusals:
+        occurrences = refusal.suppressed or 1
+        why = f"the kernel refused it: {refusal.reason}"
+        target = _newest_of(spool, refusal.comm) if refusal.comm else None
+        if target is not None:
+            dedup.bump(target, now, by=occurrences, without_core=occurrences)
+        else:
+            key = hashlib.sha1(f"refusal\0{refusal.comm or ''}".encode("utf-8", "replace")).hexdigest()
+            name = f"ccpp-{elements.iso_date(int(now))}-refused"
+            minimal = _minimal(refusal, now)
+            target, _ = count_without_core(spool, key, now, why, name, lambda: minimal,
+                                           element=REFUSAL_ELEMENT)
+            if occurrences > 1:
+                dedup.bump(target, now, by=occurrences - 1, without_core=occurrences - 1)
+        hooklog.log(f"kernel refused the core of {refusal.comm or 'unknown programs'}"
+                    f" ({occurrences}x: {refusal.reason}): counted in {target}")
+        counted += occurrences
+    return counted
