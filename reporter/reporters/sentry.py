@@ -100,7 +100,7 @@ def envelope_bytes(dsn: str, event: dict[str, Any], attachments: list[tuple[str,
             captured.append(envelope)
 
     client = sentry_sdk.Client(dsn=dsn, transport=Capture, default_integrations=False, auto_enabling_integrations=False,
-                               send_default_pii=False, server_name=host, release=event.get("release"),
+                               server_name=host, release=event.get("release"),
                                environment=os.environ.get("SENTRY_ENVIRONMENT", "production"))
     scope = sentry_sdk.Scope(client=client)
     for name, data, ctype in attachments:

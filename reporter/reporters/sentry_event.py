@@ -69,12 +69,10 @@ def _images(threads: list[Any], maps: str, arch: str | None) -> list[dict[str, A
     for thread in threads:
         for f in thread.get("frames", []) if isinstance(thread, dict) else []:
             bid, path = f.get("build_id"), f.get("file_name")
-            if not isinstance(bid, str) or not re.fullmatch(r"[0-9a-fA-F]{2,}", bid) or bid in seen:
-                continue
-            image: dict[str, Any] = {"type": "elf", "code_id": bid.lower(), "debug_id": debug_id(bid)}
-            if path:
-                image["code_file"] = path
-                image["debug_file"] = path
+            if not isinstance(bid, str) or not re.fullmatch(r"[0-9a-fA-F]{2,}", bid) or bid in seen or not path:
+                continue  # Sentry needs code_file for an ELF image
+            image: dict[str, Any] = {"type": "elf", "code_id": bid.lower(), "debug_id": debug_id(bid),
+                                     "code_file": path, "debug_file": path}
             if path in ranges:
                 image["image_addr"] = _hex(ranges[path][0])
                 image["image_size"] = ranges[path][1] - ranges[path][0]
@@ -101,7 +99,8 @@ def _core(elements: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any], 
         frames.reverse()  # Sentry: caller first, crashing frame last
         values.append({"id": i, "crashed": i == crash, "current": i == crash,
                        **({"stacktrace": {"frames": frames}} if frames else {})})
-    signo = doc.get("signal") if isinstance(doc.get("signal"), int) else _int(elements.get("signal"))
+    signo = doc.get("signal") if isinstance(doc.get("signal"), int) and doc.get("signal") else None
+    signo = signo or _int(elements.get("signal"))  # a gcore'd process has signal 0 in its notes
     name = SIGNALS.get(signo or 0, f"signal {signo}" if signo else "crash")
     exc: dict[str, Any] = {"type": name, "value": elements.get("reason") or f"killed by {name}",
                            "mechanism": {"type": "signalhandler", "handled": False,
