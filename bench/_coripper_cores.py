@@ -1,7 +1,7 @@
 """Shared setup of the coripper benches: the repo on sys.path, the work directory, cached cores.
 
 Every core comes from tests/programs/crasher.c (``segv -t 4 -m HEAP_MIB``) crashed through the
-kernel (core_pattern set and restored by tests/conftest.py) and is cached in the work directory
+kernel (core_pattern set and restored by tests/testlib.py) and is cached in the work directory
 as ``core-heap<MiB>``, so only the first run of a bench pays for it.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]  # the repo first: tests/coripper must not shadow coripper
 sys.path.append(str(REPO / "tests"))
-from conftest import PROGRAMS_SRC, crash_through_kernel  # noqa: E402
+from testlib import PROGRAMS_SRC, crash_through_kernel  # noqa: E402
 
 DEFAULT_DIR = "/var/tmp/coripper-bench"
 

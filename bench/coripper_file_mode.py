@@ -2,7 +2,7 @@
 """coripper file mode reads only what it keeps: time on a 4 GiB-heap core vs a 16 MiB-heap core.
 
 Both cores come from the same program (tests/programs/crasher.c, ``segv -m N``) crashed through
-the kernel into a directory on disk (core_pattern set and restored by tests/conftest.py). Prints
+the kernel into a directory on disk (core_pattern set and restored by tests/testlib.py). Prints
 the best-of-5 wall time of the whole ``coripper CORE -o OUT`` process for each and the ratio
 (goal: <= 1.2). Falls back to a 2 GiB heap when the disk lacks room, and says so.
 Usage: python bench/coripper_file_mode.py [--dir /var/tmp/coripper-bench]

@@ -5,7 +5,7 @@ Issue 15, finding 2: a process that maps one file ~65,530 times (``vm.max_map_co
 the minimizer take 266 s (quadratic in the ``NT_FILE`` entries). The cores here come from
 tests/security/data/map_many.c (maps one file COUNT times, 0 = until mmap fails, then crashes;
 two extra threads), crashed through the kernel (core_pattern set and restored by
-tests/conftest.py) and cached in the work directory. Two files are mapped:
+tests/testlib.py) and cached in the work directory. Two files are mapped:
 
 * ``plain``: a text file. The kernel dumps nothing of such a mapping: the core is headers
   (one program header and one ``NT_FILE`` entry per mapping), and minimizing is linear in them.
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from _coripper_cores import REPO, bench_parser, workdir_of
-from conftest import crash_through_kernel
+from testlib import crash_through_kernel
 
 from coripper import elfcore
 from coripper.stream import MinimizeOptions, minimize_stream

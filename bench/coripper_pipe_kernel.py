@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 sys.path.append(str(REPO / "tests"))
-from conftest import PROGRAMS_SRC, core_pattern  # noqa: E402
+from testlib import PROGRAMS_SRC, core_pattern  # noqa: E402
 
 from _victim import crash_sleeping_victim  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Unwinder figure: all threads of a 10-thread core (crasher segv -t 9) in under 1 s.
 
-Crashes the test program through the kernel (tests/conftest.py helpers: core_pattern is set for
+Crashes the test program through the kernel (tests/testlib.py helpers: core_pattern is set for
 the crash and restored), then times in one run:
   * ours, in-process, cold (table caches cleared) and warm (tables cached per build-id),
   * ours as a whole process (`crashkit backtrace --json CORE`),
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-import conftest  # noqa: E402  (the shared test helpers: programs and kernel crashes)
+import testlib as conftest  # noqa: E402  (the shared test helpers: programs and kernel crashes)
 
 from coripper.backtrace import core_backtrace  # noqa: E402
 from coripper.inline import clear_cache as clear_inline_cache  # noqa: E402

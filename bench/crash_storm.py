@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import _unlimited_core, core_pattern  # noqa: E402
+from testlib import _unlimited_core, core_pattern  # noqa: E402
 
 from collectors.corehook import install  # noqa: E402
 from reporter.dumpdir import iter_problem_dirs  # noqa: E402

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import core_pattern  # noqa: E402
+from testlib import core_pattern  # noqa: E402
 from _victim import crash_sleeping_victim  # noqa: E402
 
 from collectors.corehook import install  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO / "tests"))
-from conftest import FIXTURES, PROGRAMS_SRC, gcore  # noqa: E402 - the tests' real-crash helpers
+from testlib import FIXTURES, PROGRAMS_SRC, gcore  # noqa: E402 - the tests' real-crash helpers
 
 # libFuzzer defaults that make the contract "no hang, bounded memory" a crash when broken.
 DEFAULT_FLAGS = ("-timeout=10", "-rss_limit_mb=3072")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import python_exe
+from testlib import python_exe
 from coripper.backtrace import CoreBacktrace, backtrace_elements, core_backtrace
 
 SATYR_DIR = "satyr-problem-dir"

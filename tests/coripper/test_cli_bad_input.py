@@ -23,7 +23,7 @@ import pytest
 from coripper.errors import CoripperError
 from coripper.stream import minimize_file, minimize_stream
 
-from conftest import crash_through_kernel, require_core_pattern
+from testlib import crash_through_kernel, require_core_pattern
 from elfwriter import build_core, simple_spec
 
 pytestmark = pytest.mark.root

@@ -140,7 +140,7 @@ def test_json_keeps_satyr_frames_physical(cores, build_dir: Path) -> None:  # ty
 
 
 def test_human_output_marks_synthetic_frames(cores, build_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from conftest import python_exe
+    from testlib import python_exe
     exe = _build(build_dir, "c-dwarf5")
     crash = cores.crash("inline-c-dwarf5-tail", [exe, "tail"])
     out = subprocess.run([python_exe(), "-m", "collectors.cli", "backtrace", str(crash.core)],

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROGRAMS_SRC
+from testlib import PROGRAMS_SRC
 
 from coripper.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
 from coripper.provenance import find_provenance
@@ -212,7 +212,7 @@ def test_sizes(minimized) -> None:
 def test_gcore_core_file_mode(programs, tmp_path: Path) -> None:
     """gdb's gcore writes PT_NOTE after the memory: file mode seeks back; gdb output is equal."""
     _need("gcore")
-    from conftest import gcore
+    from testlib import gcore
     exe = programs.crasher()
     core = gcore([exe, "sleep", "-t", "3"], tmp_path / "g")
     small = minimize(core, "file", tmp_path / "g.min")

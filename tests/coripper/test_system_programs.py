@@ -45,7 +45,7 @@ import pytest
 from test_unwind import (  # tests/coripper is on sys.path
     INLINE_FRAME, TAILCALL_FRAME, assert_matches_gdb, gdb_threads, same_function)
 
-from conftest import core_pattern, crash_through_kernel
+from testlib import core_pattern, crash_through_kernel
 from coripper import inline, modules
 from coripper.backtrace import CoreBacktrace, CoreFrame, core_backtrace
 

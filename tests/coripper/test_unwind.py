@@ -187,7 +187,7 @@ def test_aarch64_qemu_core(programs, tmp_path) -> None:  # type: ignore[no-untyp
     against gdb-multiarch."""
     import resource
 
-    from conftest import core_pattern
+    from testlib import core_pattern
     if shutil.which("gdb-multiarch") is None:
         pytest.skip("needs gdb-multiarch")
     exe = programs.crasher_aarch64()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Programs, require_core_pattern, wait_for
+from testlib import Programs, require_core_pattern, wait_for
 
 # The hook tests' private installation helper (tests/collectors/corehook/hookenv.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collectors" / "corehook"))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Programs, core_pattern, crash_through_kernel, require_core_pattern
+from testlib import Programs, core_pattern, crash_through_kernel, require_core_pattern
 
 CRASH_FRAMES = ["crash_write_null", "crash_level2", "crash_level1", "main"]
 IN_OPEN = 0x20

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROGRAMS_SRC, python_exe
+from testlib import PROGRAMS_SRC, python_exe
 from coripper import inline, modules
 from coripper.backtrace import CoreBacktrace, core_backtrace
 from test_unwinder_module_fifo_swap import (  # noqa: F401 - container_crash is a fixture

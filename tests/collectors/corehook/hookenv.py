@@ -1,11 +1,11 @@
 """A private crashkit-hook installation for tests: short tmp paths (core_pattern holds 127
 bytes), its own spool, config, log file and launcher. Crashes go through the real kernel via
-tests/conftest.py's ``run_until_crash_with_pattern`` (host-wide lock, pattern restored).
+tests/testlib.py's ``run_until_crash_with_pattern`` (host-wide lock, pattern restored).
 
 Also the ``hook`` and ``crasher`` fixtures the crash tests share: a test module imports
 ``hook_fixture`` / ``crasher_fixture`` (named apart from the fixture, so test arguments do not
-shadow the import). Not a conftest.py here: the test modules import tests/conftest.py as
-``conftest``, which a second conftest.py would shadow.
+shadow the import). Not a conftest.py here: pytest imports every conftest.py as ``conftest``,
+and a second one would shadow tests/conftest.py's fixtures for the modules after it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Programs, require_core_pattern, run_until_crash_with_pattern, wait_for
+from testlib import Programs, require_core_pattern, run_until_crash_with_pattern, wait_for
 
 from collectors.corehook import install
 from reporter.dumpdir import iter_problem_dirs

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_core_pattern
+from testlib import require_core_pattern
 from hookenv import HookEnv, element
 
 from reporter.dumpdir import iter_problem_dirs

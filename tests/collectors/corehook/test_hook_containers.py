@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import require_core_pattern, wait_for
+from testlib import require_core_pattern, wait_for
 from hookenv import HookEnv, element
 
 from collectors.corehook import container, procsnap

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import core_pattern
+from testlib import core_pattern
 from hookenv import crasher_fixture, element, hook_fixture  # noqa: F401 - fixtures crasher, hook
 
 pytestmark = pytest.mark.root

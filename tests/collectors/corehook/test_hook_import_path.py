@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Programs, require_core_pattern
+from testlib import REPO, Programs, require_core_pattern
 from hookenv import HookEnv, element
 
 from collectors.corehook import install

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from conftest import (CORE_PATTERN, CORE_PIPE_LIMIT, core_pattern, python_exe, require_core_pattern,
+from testlib import (CORE_PATTERN, CORE_PIPE_LIMIT, core_pattern, python_exe, require_core_pattern,
                       wait_for)
 
 

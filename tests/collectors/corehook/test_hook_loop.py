@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import core_pattern, require_core_pattern, wait_for
+from testlib import core_pattern, require_core_pattern, wait_for
 from hookenv import HookEnv, element
 
 pytestmark = pytest.mark.root

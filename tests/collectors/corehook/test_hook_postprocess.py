@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_core_pattern
+from testlib import require_core_pattern
 from hookenv import HookEnv, element
 
 pytestmark = pytest.mark.root

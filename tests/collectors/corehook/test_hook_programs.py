@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import crash_through_kernel, python_exe, run_until_crash_with_pattern
+from testlib import crash_through_kernel, python_exe, run_until_crash_with_pattern
 from hookenv import HookEnv, crasher_fixture, element, hook_fixture  # noqa: F401 - fixtures crasher, hook
 
 pytestmark = pytest.mark.root

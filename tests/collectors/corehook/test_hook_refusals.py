@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import core_pattern, require_core_pattern
+from testlib import core_pattern, require_core_pattern
 
 from collectors.corehook import refusals, shedding
 from reporter.dumpdir import DumpDir, iter_problem_dirs

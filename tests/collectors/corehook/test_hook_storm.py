@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Programs, crash_many_with_pattern, require_core_pattern, wait_for
+from testlib import Programs, crash_many_with_pattern, require_core_pattern, wait_for
 from hookenv import HookEnv, element
 
 from collectors.corehook import limits, shedding
