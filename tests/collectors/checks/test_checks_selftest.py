@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corehook"))
 
-from conftest import core_pattern  # noqa: E402
+from testlib import core_pattern  # noqa: E402
 from hookenv import HookEnv, hook_fixture  # noqa: E402,F401 - fixture hook
 
 from collectors.checks.host import Host, HostConfig  # noqa: E402

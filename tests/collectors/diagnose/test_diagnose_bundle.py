@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from diaghelpers import EVIL, add_corrupt_dir, add_hostile_dir, crashkit, manifest, read_bundle
 
-from conftest import Programs, require_core_pattern
+from testlib import Programs, require_core_pattern
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
