@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--core-pipe-limit", type=int, default=None, metavar="N",
                    help="core_pipe_limit to set (default 0: no limit; a limit makes the kernel "
                    "drop the crashes past it)")
+    p.add_argument("--with-libreport", action="store_true",
+                   help="also place crashkit_event.conf in /etc/libreport/events.d/ when libreport is present")
     p.set_defaults(func=_install)
 
     p = sub.add_parser("uninstall", parents=[common], help="restore the previous core_pattern",
@@ -66,6 +68,8 @@ def _install(args: argparse.Namespace) -> int:
         raise HookError(f"--core-pipe-limit must be 0 or more, not {limit}")
     result = install_mod.install(paths, spool=spool, keep=args.keep, compress=args.compress,
                                  base_config=args.config, pipe_limit=limit)
+    if args.with_libreport:
+        result["libreport_events"] = install_mod.install_libreport_events()
     _print(args, result, f"installed: {result['core_pattern']}\n"
            f"previous pattern: {result['previous_core_pattern']}\nspool: {result['spool']}")
     return 0
@@ -74,6 +78,9 @@ def _install(args: argparse.Namespace) -> int:
 def _uninstall(args: argparse.Namespace) -> int:
     paths = install_mod.default_paths(args.state_dir)
     result = install_mod.uninstall(paths)
+    removed = install_mod.remove_libreport_events()
+    if removed:
+        result["libreport_events_removed"] = removed
     _print(args, result, f"restored core_pattern: {result['core_pattern']}")
     return 0
 

@@ -267,3 +267,38 @@ def status(paths: Paths) -> dict[str, object]:
         "spool_problems": spool_dirs,
         "spool_size": spool_size,
     }
+
+
+LIBREPORT_EVENTS_D = "/etc/libreport/events.d"
+LIBREPORT_EVENTS_ENV = "CRASHKIT_LIBREPORT_EVENTS_D"   # tests: a directory standing in for events.d
+EVENT_CONF_NAME = "crashkit_event.conf"
+
+
+def libreport_events_dir() -> str:
+    """libreport's ``events.d`` (``$CRASHKIT_LIBREPORT_EVENTS_D`` overrides)."""
+    return os.environ.get(LIBREPORT_EVENTS_ENV) or LIBREPORT_EVENTS_D
+
+
+def install_libreport_events(events_d: str | None = None) -> str | None:
+    """Place crashkit's event rules in libreport's ``events.d`` when libreport is present
+    (the directory exists); returns the file written, ``None`` without libreport."""
+    from reporter.events.setup import CRASHKIT_EVENT_CONF
+
+    events_d = events_d or libreport_events_dir()
+    if not os.path.isdir(events_d):
+        return None
+    with open(CRASHKIT_EVENT_CONF, encoding="utf-8") as f:
+        text = f.read()
+    dest = os.path.join(events_d, EVENT_CONF_NAME)
+    _write_atomic(dest, text, 0o644)
+    return dest
+
+
+def remove_libreport_events(events_d: str | None = None) -> str | None:
+    """Remove the rules :func:`install_libreport_events` placed (only ours)."""
+    dest = os.path.join(events_d or libreport_events_dir(), EVENT_CONF_NAME)
+    text = _read(dest)
+    if text is None or "crashkit: libreport event rules" not in text:
+        return None
+    os.unlink(dest)
+    return dest

@@ -303,7 +303,7 @@ def _member(dfd: int, path: str, name: str, redact_text: bool, report: PackRepor
 
 def archive_name(path: str) -> str:
     """``<basename(DIR)>.tar.gz``, with characters an upload name can't carry made ``_``."""
-    base = os.path.basename(os.path.normpath(path)) or "problem"
+    base = os.path.basename(os.path.abspath(path)) or "problem"
     safe = "".join(c if c.isalnum() and c.isascii() or c in "._:+@=,-" else "_" for c in base)
     if not safe[0].isalnum():
         safe = "p" + safe

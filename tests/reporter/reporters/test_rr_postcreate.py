@@ -1,0 +1,46 @@
+"""The post-create event of one of our crash directories reports it to the configured servers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from rr_helpers import TOKEN
+from rr_helpers import Serve, copy_problem
+
+from reporter.dumpdir import DumpDir
+from reporter.events.postcreate import run_post_create
+
+
+def test_post_create_uploads_and_sends_ureport(serve: Serve, fixtures_dir: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "crashkit.toml"
+    cfg.write_text(f'[report]\npost_create = true\n[report.upload]\nurl = "{serve.url}/upload/"\n'
+                   f'username = "h"\npassword = "{TOKEN}"\n[report.ureport]\nurl = "{serve.url}/faf"\n'
+                   f'http_auth = "h:{TOKEN}"\n')
+    monkeypatch.setenv("CRASHKIT_CONFIG", str(cfg))
+    monkeypatch.setenv("CRASHKIT_EVENT_CONF", str(Path(__file__).resolve().parents[3] / "reporter" / "events"
+                                                  / "data" / "report_event.conf"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "crashkit").write_text("#!/bin/sh\necho '{}'\n")  # host state commands: instant
+    (bindir / "crashkit").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    d = copy_problem(fixtures_dir, "satyr-problem-dir", tmp_path)
+    with DumpDir.open(str(d)) as dd:
+        dd.save_text("crashkit_version", "0.1.0")
+        dd.save_text("nonce", "post-create")
+    res = run_post_create(str(d))
+    assert not res.skipped and res.rc == 0 and res.error is None, res.lines
+    lines = (d / "reported_to").read_text().splitlines()
+    assert lines and lines[0] == f"upload: URL={serve.url}/upload/satyr-problem-dir.tar.gz", res.lines
+    assert any(line.startswith("uReport: BTHASH=") for line in lines)
+    assert json.loads((d / "host_checks.json").read_text()) == {}
+    assert "reporter-crashkit" in (d / "event_log").read_text()
+    assert httpx.get(f"{serve.url}/api/v1/buckets").json()["total"] >= 1
+    # not configured: nothing runs
+    cfg.write_text("[report]\n")
+    assert run_post_create(str(d)).skipped
