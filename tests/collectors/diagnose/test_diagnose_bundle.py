@@ -46,7 +46,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, programs: Programs) -> Iterato
 
 def test_bundle_and_manifest(run: dict[str, Any]) -> None:
     res, out, members = run["res"], run["out"], run["members"]
-    assert res.returncode in (0, 1), res.stderr
+    assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
     assert f"bundle: {out / 'b.tar.zst'}" in res.stdout
     assert sorted(os.listdir(out)) == ["b.tar.zst", "report.html"]   # no temporary left
@@ -70,7 +70,9 @@ def test_bundle_and_manifest(run: dict[str, Any]) -> None:
         if not m["cleaned"]:
             assert hashlib.sha256(data).hexdigest() == item["sha256"] or b"PRIVATE KEY" in data
     checks = json.loads(members["sections/checks/checks.json"])["checks"]
-    assert res.returncode == (1 if any(c["status"] in ("warn", "fail", "error") for c in checks) else 0)
+    assert checks and all(c["status"] in ("pass", "warn", "fail", "skip", "error") for c in checks)
+    # The bundle is the job: 0 even where checks warned (they lead the report instead).
+    assert res.returncode == 0
     assert (out / "report.html").read_bytes() == members["report.html"]
 
 
