@@ -173,3 +173,9 @@ def _tls(args: argparse.Namespace, section: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``reporter-crashkit``."""
     return common.run_main(PROG, main_args, parser(), argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

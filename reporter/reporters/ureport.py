@@ -275,3 +275,9 @@ def main_args(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``reporter-crashkit-ureport``."""
     return common.run_main(PROG, main_args, parser(), argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
