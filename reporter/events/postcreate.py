@@ -37,13 +37,18 @@ def enabled(cfg: report_config.ReportConfig | None = None) -> bool:
 
 
 def run_post_create(path: str, *, force: bool = False, log: Callable[[str], None] | None = None,
-                    timeout: float | None = None) -> PostCreateResult:
+                    timeout: float | None = None, config: str | None = None) -> PostCreateResult:
     """Run ``post-create`` on *path* if configured (or *force*); never raises for the event's
-    own failures (``error`` says what went wrong)."""
+    own failures (``error`` says what went wrong).
+
+    *config* names the crashkit TOML file to read ``[report]`` from (the hook, started by the
+    kernel with an empty environment, passes its own config file); the event's commands get
+    it as ``$CRASHKIT_CONFIG``, so the reporters read the same settings.
+    """
     from reporter.errors import ReporterError
     from reporter.events import setup
 
-    cfg = report_config.load()
+    cfg = report_config.load(config)
     if not (force or cfg.post_create):
         return PostCreateResult(skipped=True)
     result = PostCreateResult()
@@ -55,7 +60,8 @@ def run_post_create(path: str, *, force: bool = False, log: Callable[[str], None
 
     try:
         chain = setup.run_chain(setup.EventsSetup.default(cfg), path, [EVENT], log=keep, warn=log,
-                                timeout=timeout if timeout is not None else cfg.post_create_timeout)
+                                timeout=timeout if timeout is not None else cfg.post_create_timeout,
+                                extra_env={report_config.CONFIG_ENV: config} if config else None)
     except (ReporterError, OSError) as exc:
         result.error = str(exc)
         result.rc = 1
@@ -70,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="crashkit-post-create", description="run the post-create event on DIR")
     p.add_argument("dir")
     p.add_argument("--force", action="store_true", help="run even if [report] post_create is not set")
+    p.add_argument("--config", help="crashkit TOML file with the [report] settings")
     args = p.parse_args(argv)
-    res = run_post_create(args.dir, force=args.force, log=lambda line: print(line, file=sys.stderr))
+    res = run_post_create(args.dir, force=args.force, config=args.config,
+                          log=lambda line: print(line, file=sys.stderr))
     if res.error:
         print(f"crashkit-post-create: {res.error}", file=sys.stderr)
     return res.rc

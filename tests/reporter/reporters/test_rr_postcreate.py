@@ -19,9 +19,8 @@ def test_post_create_uploads_and_sends_ureport(serve: Serve, fixtures_dir: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "crashkit.toml"
     cfg.write_text(f'[report]\npost_create = true\n[report.upload]\nurl = "{serve.url}/upload/"\n'
-                   f'username = "h"\npassword = "{TOKEN}"\n[report.ureport]\nurl = "{serve.url}/faf"\n'
+                   f'username = "h"\npassword = "{TOKEN}"\ninclude_host_state = true\n[report.ureport]\nurl = "{serve.url}/faf"\n'
                    f'http_auth = "h:{TOKEN}"\n')
-    monkeypatch.setenv("CRASHKIT_CONFIG", str(cfg))
     monkeypatch.setenv("CRASHKIT_EVENT_CONF", str(Path(__file__).resolve().parents[3] / "reporter" / "events"
                                                   / "data" / "report_event.conf"))
     bindir = tmp_path / "bin"
@@ -33,7 +32,7 @@ def test_post_create_uploads_and_sends_ureport(serve: Serve, fixtures_dir: Path,
     with DumpDir.open(str(d)) as dd:
         dd.save_text("crashkit_version", "0.1.0")
         dd.save_text("nonce", "post-create")
-    res = run_post_create(str(d))
+    res = run_post_create(str(d), config=str(cfg))  # as the hook calls it: no environment
     assert not res.skipped and res.rc == 0 and res.error is None, res.lines
     lines = (d / "reported_to").read_text().splitlines()
     assert lines and lines[0] == f"upload: URL={serve.url}/upload/satyr-problem-dir.tar.gz", res.lines
@@ -43,4 +42,4 @@ def test_post_create_uploads_and_sends_ureport(serve: Serve, fixtures_dir: Path,
     assert httpx.get(f"{serve.url}/api/v1/buckets").json()["total"] >= 1
     # not configured: nothing runs
     cfg.write_text("[report]\n")
-    assert run_post_create(str(d)).skipped
+    assert run_post_create(str(d), config=str(cfg)).skipped
