@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rr_helpers import Serve  # noqa: E402
 
-TOKEN = "tok-3f9a1c7e5b"
+from rr_helpers import TOKEN  # noqa: E402,F401 - the upload token of the serve fixture
 
 
 @pytest.fixture(autouse=True)

@@ -147,3 +147,6 @@ class FaultProxy:
 def run(main: Callable[[list[str]], int], *argv: str) -> int:
     """Run a reporter's ``main`` in-process."""
     return main(list(argv))
+
+#: The upload token the ``serve`` fixture (conftest.py) accepts.
+TOKEN = "tok-3f9a1c7e5b"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TOKEN
+from rr_helpers import TOKEN
 from rr_helpers import FaultProxy, Serve, copy_problem, free_port, make_min_dir, serve_on
 
 from reporter.dumpdir import DumpDir

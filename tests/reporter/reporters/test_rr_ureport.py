@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TOKEN
+from rr_helpers import TOKEN
 from rr_helpers import FaultProxy, Serve, copy_problem, make_min_dir
 
 from reporter.dumpdir import DumpDir
