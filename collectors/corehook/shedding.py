@@ -23,6 +23,7 @@ from collectors.corehook.coredump import drain_fd, release_stdin
 from collectors.corehook.elements import TYPE
 from reporter import elements
 from reporter.dumpdir import DumpDir
+from reporter.errors import ProblemDirError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -114,6 +115,23 @@ def count_without_core(spool: str, key: str, when: float, why: str, name: str,
         return path, 1
 
 
+def _fold_into(dd: DumpDir, other: str) -> int:
+    """Add *other*'s occurrences to *dd* and delete it, when none of them had a core read
+    (``counted_without_core`` = ``count``); returns how many came along (0: left alone)."""
+    with DumpDir.open(other, wait=True, timeout=dedup.BUMP_TIMEOUT) as odd:
+        count = odd.count() or 1
+        without = odd.load_int(WITHOUT_CORE_ELEMENT) or 0
+        if without < count:
+            return 0
+        first, mine = odd.time(), dd.time()
+        if first is not None and mine is not None and first < mine:
+            dd.save_int("time", first)
+        dd.save_int("count", (dd.count() or 1) + count)
+        dd.save_int(WITHOUT_CORE_ELEMENT, (dd.load_int(WITHOUT_CORE_ELEMENT) or 0) + without)
+        odd.delete()
+    return count
+
+
 def absorb_coreless(spool: str, key: str, dd: DumpDir) -> int:
     """Fold the directories that only counted this program without a core (same
     ``crash_signature_proc`` *key*, no core of their own) into *dd*, the new directory of a
@@ -126,18 +144,13 @@ def absorb_coreless(spool: str, key: str, dd: DumpDir) -> int:
         if other is None:
             return absorbed
         skip.append(other)
-        with DumpDir.open(other, wait=True, timeout=dedup.BUMP_TIMEOUT) as odd:
-            if odd.has_element("coredump") or odd.has_element("coredump.zst"):
-                continue
-            count = odd.count() or 1
-            without = odd.load_int(WITHOUT_CORE_ELEMENT) or count
-            first = odd.time()
-            mine = dd.time()
-            if first is not None and mine is not None and first < mine:
-                dd.save_int("time", first)
-            dd.save_int("count", (dd.count() or 1) + count)
-            dd.save_int(WITHOUT_CORE_ELEMENT, (dd.load_int(WITHOUT_CORE_ELEMENT) or 0) + without)
-            odd.delete()
+        if any(os.path.lexists(os.path.join(other, name)) for name in ("coredump", "coredump.zst")):
+            continue  # a full directory (checked before its lock is waited for)
+        try:
+            count = _fold_into(dd, other)
+        except (ProblemDirError, OSError) as exc:  # locked by a reporter, gone: leave it be
+            hooklog.log(f"could not take over the occurrences counted in {other}: {exc}", error=True)
+            continue
         absorbed += count
 
 
