@@ -342,7 +342,7 @@ def _after_commit(path: str, crash: Crash, cfg: HookConfig, rate: RateLimit, cor
         hooklog.log(f"spool over {cfg.max_spool_size} bytes: deleted {victim}")
     if spawn_postprocess and cfg.postprocess and core.element:
         pp_uid, pp_gid = (NOBODY, NOBODY) if crash.setuid_crash else (crash.args.uid, crash.args.gid)
-        spawn_detached_postprocess(path, pp_uid, pp_gid, cfg.log_file)
+        spawn_detached_postprocess(path, pp_uid, pp_gid, cfg.log_file, cfg.source)
     hooklog.log(f"saved {path}" + (f" ({core.error})" if core.error else ""))
 
 
@@ -411,7 +411,8 @@ def import_path() -> list[str]:
     return [root] + [p for p in sys.path if p and p != root]
 
 
-def postprocess_argv(path: str, uid: int, gid: int, log_file: str | None = None) -> list[str]:
+def postprocess_argv(path: str, uid: int, gid: int, log_file: str | None = None,
+                     config: str | None = None) -> list[str]:
     """The command that computes core_backtrace/duphash for *path*: this interpreter with
     ``-I -S`` (no environment, no site: nothing from outside our install) and this process's
     import path (:func:`import_path`)."""
@@ -420,13 +421,14 @@ def postprocess_argv(path: str, uid: int, gid: int, log_file: str | None = None)
 
     argv = [sys.executable, "-I", "-S", "-c", _POSTPROCESS_BOOTSTRAP, json.dumps(import_path()),
             path, "--uid", str(uid), "--gid", str(gid)]
-    return argv + (["--log-file", log_file] if log_file else [])
+    return argv + (["--log-file", log_file] if log_file else []) + (["--config", config] if config else [])
 
 
-def spawn_detached_postprocess(path: str, uid: int, gid: int, log_file: str | None = None) -> None:
+def spawn_detached_postprocess(path: str, uid: int, gid: int, log_file: str | None = None,
+                               config: str | None = None) -> None:
     """Double-fork a fully detached post-processing child (own session, stdio on /dev/null),
     so neither the kernel (which waits for every reader of the core pipe) nor we wait for it."""
-    argv = postprocess_argv(path, uid, gid, log_file)
+    argv = postprocess_argv(path, uid, gid, log_file, config)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", MARKER_ENV: "1"}
     pid = os.fork()
     if pid:

@@ -60,6 +60,8 @@ class HookConfig:
     # docs/hook.md). 0 = no limit.
     max_full_hooks: int = 8
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: The file these settings came from (passed on to post-processing for [report]).
+    source: str | None = field(default=None, compare=False)
 
 
 _CHOICES = {"keep": ("minimized", "full", "none"), "compress": ("none", "zstd")}
@@ -85,7 +87,7 @@ def parse_config(data: dict[str, Any], base: HookConfig | None = None) -> HookCo
     warnings: list[str] = []
     if not isinstance(section, dict):
         return replace(cfg, warnings=("[hook] is not a table",))
-    known = {f.name for f in fields(HookConfig)} - {"warnings"}
+    known = {f.name for f in fields(HookConfig)} - {"warnings", "source"}
     changes: dict[str, object] = {}
     for key, value in section.items():
         if key not in known:
@@ -154,7 +156,7 @@ def load_config(path: str) -> HookConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return HookConfig(warnings=(f"{path}: {exc}; using defaults",))
-    return parse_config(data)
+    return replace(parse_config(data), source=path)
 
 
 def render_config(cfg: HookConfig) -> str:
@@ -166,7 +168,7 @@ def render_config(cfg: HookConfig) -> str:
     table: dict[str, object] = {}
     for f in fields(HookConfig):
         value = getattr(cfg, f.name)
-        if f.name == "warnings" or value is None:
+        if f.name in ("warnings", "source") or value is None:
             continue
         table[f.name] = list(value) if isinstance(value, tuple) else value
     return tomli_w.dumps({"hook": table})

@@ -227,6 +227,24 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
     return keep
 
 
+def _post_create(path: str, config: str | None) -> None:
+    """libreport's ``post-create`` event on a new problem (not on a crash merged into an older
+    one), when ``[report] post_create`` is set in the hook's config: reporting a crash the
+    moment it is analysed (docs/reporting.md)."""
+    from reporter.events.postcreate import run_post_create
+
+    # The hook's own config (hook.toml) may carry a [report] table; else the system file's.
+    result = run_post_create(path, config=config) if config else None
+    if result is None or result.skipped:
+        result = run_post_create(path, config=None)
+    if result.skipped:
+        return
+    if result.error:
+        hooklog.log(f"postprocess: post-create on {path}: {result.error}", error=True)
+    else:
+        hooklog.log(f"postprocess: post-create on {path}: exit {result.rc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point (also run by the hook through ``python -I -c``)."""
     parser = argparse.ArgumentParser(prog="crashkit-hook-postprocess",
@@ -235,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uid", type=int, default=0)
     parser.add_argument("--gid", type=int, default=0)
     parser.add_argument("--log-file")
+    parser.add_argument("--config", help="the hook's config file ([report] post_create)")
     args = parser.parse_args(argv)
     hooklog.setup(args.log_file)
     # Backstop for the whole run (lock waits, spool scans): SIGALRM's default action ends
@@ -251,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
                         error=True)
             return 1
         try:
-            postprocess(args.directory, args.uid, args.gid)
+            held = postprocess(args.directory, args.uid, args.gid)
         finally:
             if turn >= 0:
                 os.close(turn)
+        if held == args.directory and os.path.isdir(held):
+            _post_create(held, args.config)
     except Exception as exc:  # noqa: BLE001 - detached: log, don't crash
         hooklog.log(f"postprocess {args.directory}: {type(exc).__name__}: {exc}", error=True)
         return 1

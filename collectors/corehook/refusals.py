@@ -19,6 +19,7 @@ suppressed refusals go to one directory of unknown programs. Each is also added 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -118,8 +119,8 @@ def account(spool: str, refusals: list[Refusal], when: float | None = None) -> i
         else:
             key = hashlib.sha1(f"refusal\0{refusal.comm or ''}".encode("utf-8", "replace")).hexdigest()
             name = f"ccpp-{elements.iso_date(int(now))}-refused"
-            minimal = _minimal(refusal, now)
-            target, _ = count_without_core(spool, key, now, why, name, lambda: minimal,
+            target, _ = count_without_core(spool, key, now, why, name,
+                                           functools.partial(_minimal, refusal, now),
                                            element=REFUSAL_ELEMENT)
             if occurrences > 1:
                 dedup.bump(target, now, by=occurrences - 1, without_core=occurrences - 1)
