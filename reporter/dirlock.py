@@ -1,4 +1,4 @@
-"""libreport's ``.lock`` symlink protocol for problem directories (formats/libreport.md §1).
+"""libreport's ``.lock`` symlink protocol for problem directories (docs/formats/libreport.md §1).
 
 A process locks a directory by creating the symlink ``.lock`` -> its decimal pid. A lock
 whose holder no longer exists in ``/proc`` (or whose target is garbage) is stale and

@@ -1,4 +1,4 @@
-"""libreport problem directories ("dump dirs") on disk (formats/libreport.md §1).
+"""libreport problem directories ("dump dirs") on disk (docs/formats/libreport.md §1).
 
 :class:`DumpDir` is libreport's ``struct dump_dir``: one file per element, the ``.lock``
 symlink protocol shared with a running abrtd (:mod:`reporter.dirlock`), ``NAME.new`` +

@@ -1,4 +1,4 @@
-"""Element reads and writes of an open problem directory (formats/libreport.md §1.2).
+"""Element reads and writes of an open problem directory (docs/formats/libreport.md §1.2).
 
 :class:`ElementIO` is the element half of :class:`reporter.dumpdir.DumpDir`, which adds
 opening, locking, creation and deletion: one file per element, opened relative to the

@@ -1,4 +1,4 @@
-"""Pure rules of libreport problem-directory elements (formats/libreport.md §1.2, §1.5).
+"""Pure rules of libreport problem-directory elements (docs/formats/libreport.md §1.2, §1.5).
 
 Element names, the ``dd_load_text`` text rules, numeric elements, libreport's "ISO date",
 the text-vs-binary probe and the ``cmdline``/``environ`` quoting. Bytes and strings in,

@@ -1,4 +1,4 @@
-"""libreport's ``Key = Value`` configuration files (formats/libreport.md §3.1).
+"""libreport's ``Key = Value`` configuration files (docs/formats/libreport.md §3.1).
 
 Used by ``/etc/libreport/libreport.conf``, ``/etc/libreport/plugins/*.conf`` and
 ``/etc/libreport/events/EVENT.conf``: a key of letters and underscores, optional

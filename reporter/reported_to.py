@@ -1,4 +1,4 @@
-"""The ``reported_to`` element (formats/libreport.md §2): parse, format, append, find.
+"""The ``reported_to`` element (docs/formats/libreport.md §2): parse, format, append, find.
 
 One record per line::
 

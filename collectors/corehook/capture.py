@@ -1,7 +1,7 @@
 """One crash, start to finish: decide, snapshot ``/proc``, write the CCpp problem directory,
 read the core, deduplicate, enforce the spool limits, start post-processing.
 
-The decision order follows the legacy ``abrt-hook-ccpp`` (formats/libreport.md §6.1):
+The decision order follows the legacy ``abrt-hook-ccpp`` (docs/formats/libreport.md §6.1):
 snapshot first (the process is only guaranteed to exist until we drain the pipe), never dump
 the hook's own crashes, ignore non-core signals and ``ignored_paths``, crash-loop limit,
 free-space floor; then ``ccpp-<date>-<pid>.new`` is filled (:mod:`.elements`, then the core

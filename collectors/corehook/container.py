@@ -1,4 +1,4 @@
-"""The hook's view of containers and chroots (formats/libreport.md §6.1): a thin adapter over
+"""The hook's view of containers and chroots (docs/formats/libreport.md §6.1): a thin adapter over
 :mod:`collectors.state.attribution`, the one attribution every collector shares.
 
 :func:`detect` turns an :class:`~collectors.state.attribution.Attribution` into the

@@ -1,6 +1,6 @@
 """Duplicate crashes: one problem directory per bug, with ``count`` and ``last_occurrence``.
 
-The duplicate key (abrtd's candidate rule, formats/libreport.md §6.4, plus our signature):
+The duplicate key (abrtd's candidate rule, docs/formats/libreport.md §6.4, plus our signature):
 ``uid``, ``type``, ``executable``, ``container_id`` and a crash signature — the
 ``duphash`` when post-processing computed one, otherwise executable + signal + the crash
 address as an offset in its module (:meth:`coripper.stream.MinimizeReport.crash_site`,

@@ -1,6 +1,6 @@
 """The CCpp problem directory's elements from the hook's argv and ``/proc`` snapshot.
 
-Names and formats are the legacy ``abrt-hook-ccpp``'s (formats/libreport.md §6.1), so
+Names and formats are the legacy ``abrt-hook-ccpp``'s (docs/formats/libreport.md §6.1), so
 libreport tools read our directories; everything here is written before the core is read.
 """
 

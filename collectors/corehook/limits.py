@@ -1,7 +1,7 @@
 """Spool limits of the crash hook: size cap, free-space floor, crash-loop rate file.
 
 * :func:`trim_spool` deletes problem directories while the spool is over its cap, the one
-  with the largest ``size_KiB × age_minutes`` first (abrtd's rule, formats/libreport.md
+  with the largest ``size_KiB × age_minutes`` first (abrtd's rule, docs/formats/libreport.md
   §1.7), skipping locked directories and the ones the caller protects.
 * :func:`has_free_space` is the floor below which new crashes are not saved.
 * :class:`RateFile` is ``<spool>/.crashkit-hook/rate.json``: per ``uid + executable``, the

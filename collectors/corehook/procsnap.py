@@ -4,7 +4,7 @@ because ``core_pipe_limit`` > 0 makes the kernel wait for us).
 Two layers: :func:`read_snapshot` does the bounded, ``O_NOFOLLOW`` reads relative to one
 ``/proc/PID`` directory descriptor and records failures instead of raising; the pure
 ``format_*``/``parse_*`` functions turn raw bytes into libreport elements
-(formats/libreport.md §1.5) and are tested with literal text.
+(docs/formats/libreport.md §1.5) and are tested with literal text.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""libreport event rules (formats/libreport.md §3): loading, matching, running, workflows.
+"""libreport event rules (docs/formats/libreport.md §3): loading, matching, running, workflows.
 
 ``report_event.conf`` and its includes are parsed by :mod:`reporter.events.rules`, conditions
 matched by :mod:`reporter.events.conditions`, event options read by

@@ -1,4 +1,4 @@
-"""Event descriptions (``EVENT.xml``) and event options (formats/libreport.md §3.4).
+"""Event descriptions (``EVENT.xml``) and event options (docs/formats/libreport.md §3.4).
 
 An event's options are environment variables: their names are the ``<option name=...>``
 attributes of its XML description; their values come from ``<default-value>``, then

@@ -1,4 +1,4 @@
-"""Workflows (formats/libreport.md §3.5): ``workflow_X.xml`` descriptions and event chains.
+"""Workflows (docs/formats/libreport.md §3.5): ``workflow_X.xml`` descriptions and event chains.
 
 A workflow applies to a directory when a rule ``EVENT=workflow_X ...`` holds for it (a
 condition-only rule in ``workflows.d/*.conf``) and its XML exists. Its ``<events>`` list may

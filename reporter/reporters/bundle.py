@@ -1,4 +1,4 @@
-"""A problem directory as libreport's ``reporter-upload`` packs it (formats/libreport.md §4.1).
+"""A problem directory as libreport's ``reporter-upload`` packs it (docs/formats/libreport.md §4.1).
 
 A flat gzip-compressed tar (pax where needed): one entry per regular element named by its
 bare element name, mode forced to 0644, mtime/uid/gid (and their names) copied; ``.lock``,

@@ -1,4 +1,4 @@
-"""Sentry's identifiers of an ELF image (formats/peers.md §7, "debug_id rule").
+"""Sentry's identifiers of an ELF image (docs/formats/sentry.md).
 
 ``code_id`` is the GNU build-id in hex. ``debug_id`` is the build-id's first 16 bytes
 (zero-padded when shorter) read as a little-endian GUID: bytes 0-3, 4-5 and 6-7 reversed,

@@ -1,4 +1,4 @@
-"""Which elements a reporter leaves out (formats/libreport.md §1.2, §4.1).
+"""Which elements a reporter leaves out (docs/formats/libreport.md §1.2, §4.1).
 
 Always: ``.lock`` and ``.libreport`` (never elements), libreport's ``$EXCLUDE_FROM_REPORT``
 and ``AlwaysExcludedElements`` of ``/etc/libreport/libreport.conf`` (both split on ``", "``),

@@ -1,4 +1,4 @@
-"""What a delivered report leaves in its problem directory (formats/libreport.md §2, §4.3).
+"""What a delivered report leaves in its problem directory (docs/formats/libreport.md §2, §4.3).
 
 * upload: ``upload: URL=<target without credentials>``;
 * uReport: ``uReport: BTHASH=<bthash>``, ``ABRT Server: URL=<server>/reports/bthash/<bthash>``,

@@ -1,4 +1,4 @@
-"""A problem directory as a Sentry native event (formats/peers.md §7). Pure: texts in, dict out.
+"""A problem directory as a Sentry native event (docs/formats/sentry.md). Pure: texts in, dict out.
 
 * ``exception``: the signal (``SIGSEGV``, mechanism ``signalhandler`` with ``meta.signal``)
   for a core, the oops title for a kernel oops, the exception for Python; its stack trace is

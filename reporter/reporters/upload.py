@@ -1,6 +1,6 @@
 """``reporter-crashkit -d DIR [-u URL]``: the problem directory as a tarball, uploaded.
 
-libreport's ``reporter-upload`` for HTTP(S) and ``file://`` targets (formats/libreport.md
+libreport's ``reporter-upload`` for HTTP(S) and ``file://`` targets (docs/formats/libreport.md
 §4.1): the URL comes from ``$Upload_URL`` > ``-u`` > ``URL`` of a ``-c`` file >
 ``[report.upload] url``; credentials from ``$Upload_Username``/``$Upload_Password``, the
 configuration (``password_file``), or ``user:password@`` in the URL. A URL ending in ``/``

@@ -1,6 +1,6 @@
 """``reporter-crashkit-ureport -d DIR [-u SERVER]``: a uReport to an ABRT Analytics (FAF) server.
 
-As libreport's ``reporter-ureport`` (formats/libreport.md §4.3): settings from
+As libreport's ``reporter-ureport`` (docs/formats/libreport.md §4.3): settings from
 ``uReport_<Key>`` environment variables > command line > ``-c`` files (default
 ``/etc/libreport/plugins/ureport.conf``) > ``[report.ureport]``; keys ``URL``, ``SSLVerify``,
 ``SSLClientAuth`` (``cert:key``), ``HTTPAuth`` (``user[:password]``), ``ContactEmail``,

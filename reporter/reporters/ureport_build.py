@@ -1,4 +1,4 @@
-"""uReport version 2 from a problem directory, as satyr builds it (formats/libreport.md §4.2).
+"""uReport version 2 from a problem directory, as satyr builds it (docs/formats/libreport.md §4.2).
 
 Keys in satyr's order: ``ureport_version``, ``reason``, ``reporter``, ``os``, ``problem``,
 ``packages``, optional ``auth``. The problem type follows the ``type`` element's prefix

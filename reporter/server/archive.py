@@ -1,6 +1,6 @@
 """Validate a problem-directory archive in one streaming pass, before anything is unpacked.
 
-The archive is what libreport's ``reporter-upload`` sends (formats/libreport.md §4.1): a
+The archive is what libreport's ``reporter-upload`` sends (docs/formats/libreport.md §4.1): a
 compressed, flat tar with one regular file per element. Nothing is ever extracted to disk:
 the pass reads every member through :class:`~reporter.server.decompress.DecompressingReader`
 (size and ratio limits while reading), checks each header (regular files only, libreport

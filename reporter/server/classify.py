@@ -139,7 +139,7 @@ def classify_ureport(report: UReport) -> Classified:
 
 
 def _oops_duphash(problem: dict[str, Any]) -> str | None:
-    """ABRT's oops hash from uReport koops frames (formats/libreport.md §5.6)."""
+    """ABRT's oops hash from uReport koops frames (docs/formats/libreport.md §5.6)."""
     lines = []
     for f in problem.get("frames") or []:
         if not isinstance(f, dict) or f.get("reliable") is False:

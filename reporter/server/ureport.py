@@ -1,4 +1,4 @@
-"""uReport v2 (formats/libreport.md §4.2) as satyr writes and FAF accepts it: parse and validate.
+"""uReport v2 (docs/formats/libreport.md §4.2) as satyr writes and FAF accepts it: parse and validate.
 
 :func:`parse` takes the raw bytes of the multipart ``file`` field, applies the JSON limits,
 checks the document against the shapes satyr emits (types, lengths, FAF's patterns for the

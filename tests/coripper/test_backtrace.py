@@ -37,7 +37,7 @@ def test_unknown_keys_are_ignored(fixtures_dir: Path) -> None:
 
 
 def test_duphash_of_the_satyr_fixture_follows_the_spec(fixtures_dir: Path) -> None:
-    """formats/libreport.md §6.3: component + "Thread\\n" + per frame "<build_id>+0x<offset>",
+    """docs/formats/libreport.md §6.3: component + "Thread\\n" + per frame "<build_id>+0x<offset>",
     3 frames, SHA-1. Text written out by hand from the fixture's frames. The fixture directory
     has no duphash element to compare with; its uuid is abrt-action-analyze-c's hash (package +
     executable + eu-unstrip build-ids), a different algorithm, so it must differ."""

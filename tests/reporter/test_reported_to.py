@@ -1,4 +1,4 @@
-"""reported_to records (formats/libreport.md §2)."""
+"""reported_to records (docs/formats/libreport.md §2)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from reporter import reported_to
 from reporter.reported_to import ReportResult
 
-# The example of abrt's test data quoted in formats/libreport.md §2 (hashes spelled out).
+# The example of abrt's test data quoted in docs/formats/libreport.md §2 (hashes spelled out).
 BTHASH = "072c77ed1b3b4d7b8b5b8c9c62cdb6e3a8a5a69b"
 ABRT_EXAMPLE = (
     f"uReport: BTHASH={BTHASH}\n"

@@ -1,4 +1,4 @@
-"""ABRT's oops hash (formats/libreport.md §5.6) and the Kerneloops helper elements."""
+"""ABRT's oops hash (docs/formats/libreport.md §5.6) and the Kerneloops helper elements."""
 
 from __future__ import annotations
 
