@@ -7,7 +7,7 @@ a core (``_modules``, the watched-page scan, the kept-range reasons: each a scan
 mapping per mapping), holding one of the root hook's ``core_pipe_limit`` slots all along.
 
 Real cores: tests/security/data/map_many.c maps one file until mmap fails, then crashes through
-the kernel (tests/conftest.py's helpers). The mapped files live at a short path: the kernel
+the kernel (tests/testlib.py's helpers). The mapped files live at a short path: the kernel
 drops ``NT_FILE`` altogether when 65,530 entries with their names exceed 4 MiB. The bounds are
 generous (10 s against minutes before): they tell linear from quadratic on a loaded machine;
 bench/coripper_many_mappings.py measures the figures.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Crash, crash_through_kernel, python_exe, require_core_pattern
+from testlib import REPO, Crash, crash_through_kernel, python_exe, require_core_pattern
 
 from coripper import elfcore
 from coripper.provenance import find_provenance
