@@ -581,8 +581,10 @@ def backtrace_elements(coredump_path: str, executable: str | None = None,
 
 #: pyelftools modules never imported by an unwind (the construct debugger pulls in pdb).
 _NOT_PRELOADED = frozenset({"elftools.construct.debug"})
-#: Imported lazily on some paths: compressed cores (coripper.compressed and its decoders).
-_LAZY_MODULES = ("coripper.compressed", "zstandard", "lzma", "lz4.frame", "gzip", "bz2")
+#: Imported lazily on some paths: compressed cores (coripper.compressed and its decoders), the
+#: C++ demangler (which loads libstdc++ when imported) and the log of a swallowed error.
+_LAZY_MODULES = ("coripper.compressed", "zstandard", "lzma", "lz4.frame", "gzip", "bz2",
+                 "cxxfilt", "logging")
 
 
 def preload_unwinder() -> None:

@@ -13,9 +13,17 @@ every loop is bounded by the input size.
 from __future__ import annotations
 
 import bisect
+import enum
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from elftools.dwarf import constants as _dwarf
+
+from coripper.dwarfread import MASK64, sleb, uleb, unpack
+from coripper.errors import CfiError
+
+__all__ = ["CfiError", "CfiTable", "Cie", "Fde", "FrameSection", "Row", "Rule", "RuleKind",
+           "execute", "read_encoded"]
 
 # Pointer encodings (LSB "DWARF Extensions", DW_EH_PE_*).
 PE_OMIT = 0xFF
@@ -23,44 +31,50 @@ PE_ABSPTR, PE_ULEB128, PE_UDATA2, PE_UDATA4, PE_UDATA8 = 0x00, 0x01, 0x02, 0x03,
 PE_SLEB128, PE_SDATA2, PE_SDATA4, PE_SDATA8 = 0x09, 0x0A, 0x0B, 0x0C
 PE_PCREL, PE_TEXTREL, PE_DATAREL, PE_FUNCREL, PE_ALIGNED, PE_INDIRECT = 0x10, 0x20, 0x30, 0x40, 0x50, 0x80
 
-MASK64 = (1 << 64) - 1
-MAX_EXPR_STEPS = 1000
 MAX_CFA_OPS = 100_000
+MAX_REMEMBERED = 64
 
 
-class CfiError(Exception):
-    """Malformed CFI (caught by the unwinder, which then falls back or stops)."""
+def _cfa(name: str) -> int:
+    # pyelftools' module-level DW_CFA_* names (every version has them; 0.33 adds them at run
+    # time from its DW_CFA enum, which type checkers do not see)
+    return int(getattr(_dwarf, "DW_CFA_" + name))
 
 
-def uleb(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode an unsigned LEB128 at ``pos``; return (value, new position)."""
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise CfiError("LEB128 past the end")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return result, pos
-        if shift > 70:
-            raise CfiError("LEB128 too long")
+# Primary opcodes: the high two bits, with an operand in the low six.
+DW_CFA_advance_loc = _cfa("advance_loc")
+DW_CFA_offset = _cfa("offset")
+DW_CFA_restore = _cfa("restore")
+# Extended opcodes.
+DW_CFA_nop = _cfa("nop")
+DW_CFA_set_loc = _cfa("set_loc")
+DW_CFA_advance_loc1 = _cfa("advance_loc1")
+DW_CFA_advance_loc2 = _cfa("advance_loc2")
+DW_CFA_advance_loc4 = _cfa("advance_loc4")
+DW_CFA_offset_extended = _cfa("offset_extended")
+DW_CFA_restore_extended = _cfa("restore_extended")
+DW_CFA_undefined = _cfa("undefined")
+DW_CFA_same_value = _cfa("same_value")
+DW_CFA_register = _cfa("register")
+DW_CFA_remember_state = _cfa("remember_state")
+DW_CFA_restore_state = _cfa("restore_state")
+DW_CFA_def_cfa = _cfa("def_cfa")
+DW_CFA_def_cfa_register = _cfa("def_cfa_register")
+DW_CFA_def_cfa_offset = _cfa("def_cfa_offset")
+DW_CFA_def_cfa_expression = _cfa("def_cfa_expression")
+DW_CFA_expression = _cfa("expression")
+DW_CFA_offset_extended_sf = _cfa("offset_extended_sf")
+DW_CFA_def_cfa_sf = _cfa("def_cfa_sf")
+DW_CFA_def_cfa_offset_sf = _cfa("def_cfa_offset_sf")
+DW_CFA_val_offset = _cfa("val_offset")
+DW_CFA_val_offset_sf = _cfa("val_offset_sf")
+DW_CFA_val_expression = _cfa("val_expression")
+DW_CFA_GNU_window_save = _cfa("GNU_window_save")      # = DW_CFA_AARCH64_negate_ra_state
+DW_CFA_GNU_args_size = _cfa("GNU_args_size")
+DW_CFA_GNU_negative_offset_extended = 0x2F            # old GCC (binutils' dwarf2.def); not in pyelftools
 
-
-def sleb(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode a signed LEB128 at ``pos``; return (value, new position)."""
-    result, end = uleb(data, pos)
-    if data[end - 1] & 0x40:        # sign bit of the last byte (DWARF 5, 7.6)
-        result -= 1 << (7 * (end - pos))
-    return result, end
-
-
-def _unpack(fmt: str, data: bytes, pos: int) -> tuple[int, int]:
-    size = struct.calcsize(fmt)
-    if pos < 0 or pos + size > len(data):
-        raise CfiError("read past the end of the section")
-    return struct.unpack_from(fmt, data, pos)[0], pos + size
+_PRIMARY_MASK, _OPERAND_MASK = 0xC0, 0x3F
+_ADVANCE_FORMATS = {DW_CFA_advance_loc1: "<B", DW_CFA_advance_loc2: "<H", DW_CFA_advance_loc4: "<I"}
 
 
 # Fixed-size DW_EH_PE value formats (low nibble of the encoding) and their struct codes.
@@ -76,7 +90,7 @@ def read_encoded(data: bytes, pos: int, enc: int, *, section_addr: int = 0, data
     start = pos
     fmt = enc & 0x0F
     if fmt in _PE_STRUCT:
-        value, pos = _unpack(_PE_STRUCT[fmt], data, pos)
+        value, pos = unpack(_PE_STRUCT[fmt], data, pos)
     elif fmt == PE_ULEB128:
         value, pos = uleb(data, pos)
     elif fmt == PE_SLEB128:
@@ -98,13 +112,24 @@ def read_encoded(data: bytes, pos: int, enc: int, *, section_addr: int = 0, data
 
 # --- register rules ---------------------------------------------------------------------
 
+class RuleKind(enum.StrEnum):
+    """How a register is recovered in the caller (DWARF 5 §6.4.1, "register rules")."""
+
+    UNDEFINED = "undefined"              # not recoverable (the return address: outermost frame)
+    SAME = "same"                        # unchanged
+    OFFSET = "offset"                    # saved at CFA + arg
+    VAL_OFFSET = "val_offset"            # is CFA + arg
+    REGISTER = "register"                # in register arg
+    EXPRESSION = "expression"            # saved at the address DWARF expression arg computes
+    VAL_EXPRESSION = "val_expression"    # is the value DWARF expression arg computes
+
+
 @dataclass(frozen=True)
 class Rule:
-    """How to recover a register in the caller: kind is one of
-    ``undefined``, ``same``, ``offset`` (saved at CFA+arg), ``val_offset`` (CFA+arg),
-    ``register`` (in register arg), ``expression`` / ``val_expression`` (DWARF expression arg)."""
+    """How to recover one register in the caller: ``arg`` is an offset or a register number,
+    or the DWARF expression of the two expression kinds."""
 
-    kind: str
+    kind: RuleKind
     arg: int | bytes = 0
 
 
@@ -147,283 +172,166 @@ class _State:
     cfa_expr: bytes | None = None
     rules: dict[int, Rule] = field(default_factory=dict)
 
-    def copy(self) -> "_State":
+    def copy(self) -> _State:
         return _State(self.cfa_reg, self.cfa_offset, self.cfa_expr, dict(self.rules))
 
 
 def execute(cie: Cie, instructions: bytes, start_loc: int, target: int,
             initial: _State | None = None) -> _State:
-    """Run CFA ``instructions`` from ``start_loc`` until the row covering ``target`` is built."""
-    state = initial.copy() if initial is not None else _State()
-    init_rules = dict(initial.rules) if initial is not None else {}
-    stack: list[_State] = []
+    """Run CFA ``instructions`` from ``start_loc`` until the row covering ``target`` is built
+    (``initial``: the CIE's row, which ``DW_CFA_restore`` goes back to)."""
+    program = _Program(cie, instructions, initial)
     loc = start_loc
-    pos = 0
-    data = instructions
-    ca, da = cie.code_align, cie.data_align
     ops = 0
-    while pos < len(data):
+    while program.pos < len(instructions):
         ops += 1
         if ops > MAX_CFA_OPS:
             raise CfiError("too many CFA instructions")
-        op = data[pos]
-        pos += 1
-        high, low = op & 0xC0, op & 0x3F
-        if high == 0x40:                                   # DW_CFA_advance_loc
-            loc += low * ca
+        advanced = program.step(loc)
+        if advanced is not None:
+            loc = advanced
             if loc > target:
                 break
-            continue
-        if high == 0x80:                                   # DW_CFA_offset
-            off, pos = uleb(data, pos)
-            state.rules[low] = Rule("offset", off * da)
-            continue
-        if high == 0xC0:                                   # DW_CFA_restore
-            _restore(state, init_rules, low)
-            continue
-        if op == 0x00:                                     # nop
-            continue
-        if op in (0x02, 0x03, 0x04):                       # advance_loc1/2/4
-            fmt = {0x02: "<B", 0x03: "<H", 0x04: "<I"}[op]
-            delta, pos = _unpack(fmt, data, pos)
-            loc += delta * ca
-            if loc > target:
-                break
-        elif op == 0x01:                                   # set_loc
-            loc, pos = read_encoded(data, pos, cie.fde_enc & 0x0F)
-            if loc > target:
-                break
-        elif op in (0x05, 0x11, 0x2F):                     # offset_extended(_sf), GNU_negative_offset_extended
-            reg, pos = uleb(data, pos)
-            if op == 0x11:
-                off, pos = sleb(data, pos)
-                state.rules[reg] = Rule("offset", off * da)
-            else:
-                off, pos = uleb(data, pos)
-                state.rules[reg] = Rule("offset", (off if op == 0x05 else -off) * da)
-        elif op == 0x06:                                   # restore_extended
-            reg, pos = uleb(data, pos)
-            _restore(state, init_rules, reg)
-        elif op == 0x07:                                   # undefined
-            reg, pos = uleb(data, pos)
-            state.rules[reg] = Rule("undefined")
-        elif op == 0x08:                                   # same_value
-            reg, pos = uleb(data, pos)
-            state.rules[reg] = Rule("same")
-        elif op == 0x09:                                   # register
-            reg, pos = uleb(data, pos)
-            reg2, pos = uleb(data, pos)
-            state.rules[reg] = Rule("register", reg2)
-        elif op == 0x0A:                                   # remember_state
-            if len(stack) > 64:
-                raise CfiError("remember_state stack too deep")
-            stack.append(state.copy())
-        elif op == 0x0B:                                   # restore_state
-            if not stack:
-                raise CfiError("restore_state with an empty stack")
-            saved = stack.pop()
-            state.cfa_reg, state.cfa_offset, state.cfa_expr = saved.cfa_reg, saved.cfa_offset, saved.cfa_expr
-            state.rules = saved.rules
-        elif op in (0x0C, 0x12):                           # def_cfa, def_cfa_sf
-            reg, pos = uleb(data, pos)
-            if op == 0x0C:
-                off, pos = uleb(data, pos)
-            else:
-                off, pos = sleb(data, pos)
-                off *= da
-            state.cfa_reg, state.cfa_offset, state.cfa_expr = reg, off, None
-        elif op == 0x0D:                                   # def_cfa_register
-            reg, pos = uleb(data, pos)
-            state.cfa_reg, state.cfa_expr = reg, None
-        elif op in (0x0E, 0x13):                           # def_cfa_offset(_sf)
-            if op == 0x0E:
-                off, pos = uleb(data, pos)
-            else:
-                off, pos = sleb(data, pos)
-                off *= da
-            state.cfa_offset = off
-        elif op == 0x0F:                                   # def_cfa_expression
-            n, pos = uleb(data, pos)
-            state.cfa_expr, state.cfa_reg = bytes(data[pos:pos + n]), None
-            pos += n
-        elif op in (0x10, 0x16):                           # expression, val_expression
-            reg, pos = uleb(data, pos)
-            n, pos = uleb(data, pos)
-            if pos + n > len(data):
-                raise CfiError("expression past the end")
-            state.rules[reg] = Rule("expression" if op == 0x10 else "val_expression",
-                                    bytes(data[pos:pos + n]))
-            pos += n
-        elif op in (0x14, 0x15):                           # val_offset(_sf)
-            reg, pos = uleb(data, pos)
-            off, pos = (uleb if op == 0x14 else sleb)(data, pos)
-            state.rules[reg] = Rule("val_offset", off * da)
-        elif op == 0x2E:                                   # GNU_args_size
-            _, pos = uleb(data, pos)
-        elif op == 0x2D:                                   # GNU_window_save / AARCH64_negate_ra_state
-            pass                                           # pointer authentication: not modelled
-        else:
-            raise CfiError(f"unknown CFA opcode {op:#x}")
-    return state
+    return program.state
 
 
-def _restore(state: _State, init_rules: dict[int, Rule], reg: int) -> None:
-    if reg in init_rules:
-        state.rules[reg] = init_rules[reg]
-    else:
-        state.rules.pop(reg, None)
+class _Program:
+    """One run of CFA instructions: the row being built, the remembered rows, the position."""
 
+    def __init__(self, cie: Cie, data: bytes, initial: _State | None) -> None:
+        self.cie = cie
+        self.data = data
+        self.pos = 0
+        self.state = initial.copy() if initial is not None else _State()
+        self.init_rules = dict(initial.rules) if initial is not None else {}
+        self.remembered: list[_State] = []
 
-# --- DWARF expressions --------------------------------------------------------------------
-
-def evaluate(expr: bytes, read_reg: Callable[[int], int | None],
-             read_mem: Callable[[int, int], bytes | None], push: int | None = None) -> int:
-    """Evaluate a DWARF expression of the kind CFI uses (stack machine, no pieces)."""
-    stack: list[int] = [] if push is None else [push & MASK64]
-    pos = steps = 0
-
-    def pop() -> int:
-        if not stack:
-            raise CfiError("DWARF expression stack underflow")
-        return stack.pop()
-
-    def reg(n: int) -> int:
-        v = read_reg(n)
-        if v is None:
-            raise CfiError(f"register {n} unknown")
+    def _uleb(self) -> int:
+        v, self.pos = uleb(self.data, self.pos)
         return v
 
-    def deref(addr: int, size: int) -> int:
-        raw = read_mem(addr, size)
-        if raw is None:
-            raise CfiError(f"memory at {addr:#x} unreadable")
-        return int.from_bytes(raw, "little")
+    def _sleb(self) -> int:
+        v, self.pos = sleb(self.data, self.pos)
+        return v
 
-    while pos < len(expr):
-        steps += 1
-        if steps > MAX_EXPR_STEPS or len(stack) > 1000:
-            raise CfiError("DWARF expression too long")
-        op = expr[pos]
-        pos += 1
-        if 0x30 <= op <= 0x4F:
-            stack.append(op - 0x30)
-        elif 0x70 <= op <= 0x8F:
-            off, pos = sleb(expr, pos)
-            stack.append((reg(op - 0x70) + off) & MASK64)
-        elif op == 0x92:
-            r, pos = uleb(expr, pos)
-            off, pos = sleb(expr, pos)
-            stack.append((reg(r) + off) & MASK64)
-        elif op == 0x03:
-            v, pos = _unpack("<Q", expr, pos)
-            stack.append(v)
-        elif op == 0x06:
-            stack.append(deref(pop(), 8))
-        elif op == 0x94:
-            size, pos = _unpack("<B", expr, pos)
-            if not 1 <= size <= 8:
-                raise CfiError("bad deref_size")
-            stack.append(deref(pop(), size))
-        elif 0x08 <= op <= 0x0F:
-            fmt = {0x08: "<B", 0x09: "<b", 0x0A: "<H", 0x0B: "<h", 0x0C: "<I", 0x0D: "<i",
-                   0x0E: "<Q", 0x0F: "<q"}[op]
-            v, pos = _unpack(fmt, expr, pos)
-            stack.append(v & MASK64)
-        elif op == 0x10:
-            v, pos = uleb(expr, pos)
-            stack.append(v & MASK64)
-        elif op == 0x11:
-            v, pos = sleb(expr, pos)
-            stack.append(v & MASK64)
-        elif op == 0x12:
-            v = pop()
-            stack += [v, v]
-        elif op == 0x13:
-            pop()
-        elif op == 0x14:
-            if len(stack) < 2:
-                raise CfiError("DWARF expression stack underflow")
-            stack.append(stack[-2])
-        elif op == 0x15:
-            i, pos = _unpack("<B", expr, pos)
-            if i >= len(stack):
-                raise CfiError("DWARF expression pick out of range")
-            stack.append(stack[-1 - i])
-        elif op == 0x16:
-            a = pop()
-            b = pop()
-            stack += [a, b]
-        elif op == 0x17:
-            a = pop()
-            b = pop()
-            c = pop()
-            stack += [a, c, b]
-        elif op == 0x23:
-            v, pos = uleb(expr, pos)
-            stack.append((pop() + v) & MASK64)
-        elif op in _BINARY:
-            b = pop()
-            a = pop()
-            stack.append(_BINARY[op](a, b) & MASK64)
-        elif op in (0x19, 0x1F, 0x20):
-            a = pop()
-            sa = a - (1 << 64) if a >> 63 else a
-            stack.append({0x19: abs(sa), 0x1F: -sa, 0x20: ~a}[op] & MASK64)
-        elif op == 0x2F:
-            off, pos = _unpack("<h", expr, pos)
-            pos += off
-        elif op == 0x28:
-            off, pos = _unpack("<h", expr, pos)
-            if pop() != 0:
-                pos += off
-        elif op == 0x96:
-            pass
+    def step(self, loc: int) -> int | None:
+        """Run the instruction at ``pos``; for an advance (or ``set_loc``) return the new
+        location, else None."""
+        op = self.data[self.pos]
+        self.pos += 1
+        primary, low = op & _PRIMARY_MASK, op & _OPERAND_MASK
+        if primary == DW_CFA_advance_loc:
+            return loc + low * self.cie.code_align
+        if primary == DW_CFA_offset:
+            self._set(low, RuleKind.OFFSET, self._uleb() * self.cie.data_align)
+        elif primary == DW_CFA_restore:
+            self._restore(low)
+        elif op in _ADVANCE_FORMATS:
+            delta, self.pos = unpack(_ADVANCE_FORMATS[op], self.data, self.pos)
+            return loc + delta * self.cie.code_align
+        elif op == DW_CFA_set_loc:
+            new_loc, self.pos = read_encoded(self.data, self.pos, self.cie.fde_enc & 0x0F)
+            return new_loc
+        elif op in _CFA_DEFINITIONS:
+            self._define_cfa(op)
+        elif op in (DW_CFA_remember_state, DW_CFA_restore_state):
+            self._state_stack(op)
+        elif op not in (DW_CFA_nop, DW_CFA_GNU_window_save):
+            # GNU_window_save is AArch64's negate_ra_state (pointer authentication): not modelled
+            self._register_rule(op)
+        return None
+
+    def _set(self, reg: int, kind: RuleKind, arg: int | bytes = 0) -> None:
+        self.state.rules[reg] = Rule(kind, arg)
+
+    def _restore(self, reg: int) -> None:
+        if reg in self.init_rules:
+            self.state.rules[reg] = self.init_rules[reg]
         else:
-            raise CfiError(f"unsupported DWARF expression opcode {op:#x}")
-        if pos < 0:
-            raise CfiError("DWARF expression branch out of range")
-    if not stack:
-        raise CfiError("DWARF expression left an empty stack")
-    return stack[-1]
+            self.state.rules.pop(reg, None)
+
+    def _expression(self) -> bytes:
+        n = self._uleb()
+        if self.pos + n > len(self.data):
+            raise CfiError("expression past the end")
+        expr = bytes(self.data[self.pos:self.pos + n])
+        self.pos += n
+        return expr
+
+    def _define_cfa(self, op: int) -> None:
+        """DW_CFA_def_cfa*: the rule for the CFA itself."""
+        state, da = self.state, self.cie.data_align
+        if op == DW_CFA_def_cfa:
+            reg = self._uleb()
+            state.cfa_reg, state.cfa_offset, state.cfa_expr = reg, self._uleb(), None
+        elif op == DW_CFA_def_cfa_sf:
+            reg = self._uleb()
+            state.cfa_reg, state.cfa_offset, state.cfa_expr = reg, self._sleb() * da, None
+        elif op == DW_CFA_def_cfa_register:
+            state.cfa_reg, state.cfa_expr = self._uleb(), None
+        elif op == DW_CFA_def_cfa_offset:
+            state.cfa_offset = self._uleb()
+        elif op == DW_CFA_def_cfa_offset_sf:
+            state.cfa_offset = self._sleb() * da
+        else:                                               # DW_CFA_def_cfa_expression
+            n = self._uleb()
+            state.cfa_expr, state.cfa_reg = bytes(self.data[self.pos:self.pos + n]), None
+            self.pos += n
+
+    def _state_stack(self, op: int) -> None:
+        if op == DW_CFA_remember_state:
+            if len(self.remembered) > MAX_REMEMBERED:
+                raise CfiError("remember_state stack too deep")
+            self.remembered.append(self.state.copy())
+            return
+        if not self.remembered:
+            raise CfiError("restore_state with an empty stack")
+        saved = self.remembered.pop()
+        state = self.state
+        state.cfa_reg, state.cfa_offset, state.cfa_expr = saved.cfa_reg, saved.cfa_offset, saved.cfa_expr
+        state.rules = saved.rules
+
+    def _register_rule(self, op: int) -> None:
+        """The extended opcodes that set (or restore) one register's rule."""
+        da = self.cie.data_align
+        if op == DW_CFA_GNU_args_size:
+            self._uleb()
+            return
+        if op not in _REGISTER_RULES:
+            raise CfiError(f"unknown CFA opcode {op:#x}")
+        reg = self._uleb()
+        if op == DW_CFA_offset_extended:
+            self._set(reg, RuleKind.OFFSET, self._uleb() * da)
+        elif op == DW_CFA_offset_extended_sf:
+            self._set(reg, RuleKind.OFFSET, self._sleb() * da)
+        elif op == DW_CFA_GNU_negative_offset_extended:
+            self._set(reg, RuleKind.OFFSET, -self._uleb() * da)
+        elif op == DW_CFA_restore_extended:
+            self._restore(reg)
+        elif op == DW_CFA_undefined:
+            self._set(reg, RuleKind.UNDEFINED)
+        elif op == DW_CFA_same_value:
+            self._set(reg, RuleKind.SAME)
+        elif op == DW_CFA_register:
+            self._set(reg, RuleKind.REGISTER, self._uleb())
+        elif op == DW_CFA_expression:
+            self._set(reg, RuleKind.EXPRESSION, self._expression())
+        elif op == DW_CFA_val_expression:
+            self._set(reg, RuleKind.VAL_EXPRESSION, self._expression())
+        elif op == DW_CFA_val_offset:
+            self._set(reg, RuleKind.VAL_OFFSET, self._uleb() * da)
+        else:                                               # DW_CFA_val_offset_sf
+            self._set(reg, RuleKind.VAL_OFFSET, self._sleb() * da)
 
 
-def _signed(v: int) -> int:
-    return v - (1 << 64) if v >> 63 else v
-
-
-def _div(a: int, b: int) -> int:
-    if b == 0:
-        raise CfiError("division by zero in DWARF expression")
-    sa, sb = _signed(a), _signed(b)
-    q = abs(sa) // abs(sb)
-    return q if (sa < 0) == (sb < 0) else -q
-
-
-def _mod(a: int, b: int) -> int:
-    if b == 0:
-        raise CfiError("division by zero in DWARF expression")
-    return a % b
-
-
-_BINARY: dict[int, Callable[[int, int], int]] = {
-    0x1A: lambda a, b: a & b,
-    0x1B: _div,
-    0x1C: lambda a, b: a - b,
-    0x1D: _mod,
-    0x1E: lambda a, b: a * b,
-    0x21: lambda a, b: a | b,
-    0x22: lambda a, b: a + b,
-    0x24: lambda a, b: a << b if b < 64 else 0,
-    0x25: lambda a, b: a >> b if b < 64 else 0,
-    0x26: lambda a, b: _signed(a) >> min(b, 63),
-    0x27: lambda a, b: a ^ b,
-    0x29: lambda a, b: int(_signed(a) == _signed(b)),
-    0x2A: lambda a, b: int(_signed(a) >= _signed(b)),
-    0x2B: lambda a, b: int(_signed(a) > _signed(b)),
-    0x2C: lambda a, b: int(_signed(a) <= _signed(b)),
-    0x2D: lambda a, b: int(_signed(a) < _signed(b)),
-    0x2E: lambda a, b: int(_signed(a) != _signed(b)),
-}
+_CFA_DEFINITIONS = frozenset({DW_CFA_def_cfa, DW_CFA_def_cfa_sf, DW_CFA_def_cfa_register,
+                              DW_CFA_def_cfa_offset, DW_CFA_def_cfa_offset_sf,
+                              DW_CFA_def_cfa_expression})
+_REGISTER_RULES = frozenset({DW_CFA_offset_extended, DW_CFA_offset_extended_sf,
+                             DW_CFA_GNU_negative_offset_extended, DW_CFA_restore_extended,
+                             DW_CFA_undefined, DW_CFA_same_value, DW_CFA_register,
+                             DW_CFA_expression, DW_CFA_val_expression, DW_CFA_val_offset,
+                             DW_CFA_val_offset_sf})
 
 
 # --- sections -----------------------------------------------------------------------------
@@ -439,10 +347,10 @@ class FrameSection:
 
     def _entry_header(self, offset: int) -> tuple[int, int, int, bool]:
         """(length of the contents, contents start, end, 64-bit DWARF) of the entry at ``offset``."""
-        length, pos = _unpack("<I", self.data, offset)
+        length, pos = unpack("<I", self.data, offset)
         is64 = False
         if length == 0xFFFFFFFF:
-            length, pos = _unpack("<Q", self.data, pos)
+            length, pos = unpack("<Q", self.data, pos)
             is64 = True
         end = pos + length
         if end > len(self.data) or length < 4 and length != 0:
@@ -455,10 +363,10 @@ class FrameSection:
         if length == 0:
             return "end", 0, end
         if is64:
-            ident, _ = _unpack("<Q", self.data, pos)
+            ident, _ = unpack("<Q", self.data, pos)
             is_cie = ident == (0 if self.is_eh else 0xFFFFFFFFFFFFFFFF)
         else:
-            ident, _ = _unpack("<I", self.data, pos)
+            ident, _ = unpack("<I", self.data, pos)
             is_cie = ident == (0 if self.is_eh else 0xFFFFFFFF)
         return ("cie" if is_cie else "fde"), ident, end
 
@@ -470,7 +378,7 @@ class FrameSection:
         if length == 0:
             raise CfiError("CIE pointer to a terminator")
         pos += 8 if is64 else 4
-        version, pos = _unpack("<B", self.data, pos)
+        version, pos = unpack("<B", self.data, pos)
         nul = self.data.find(b"\0", pos, end)
         if nul < 0:
             raise CfiError("unterminated CIE augmentation")
@@ -478,14 +386,14 @@ class FrameSection:
         pos = nul + 1
         address_size = 8
         if not self.is_eh and version >= 4:
-            address_size, pos = _unpack("<B", self.data, pos)
+            address_size, pos = unpack("<B", self.data, pos)
             pos += 1                                       # segment selector size
         if aug.startswith("eh"):
             pos += 8                                       # ancient GCC eh_ptr
         code_align, pos = uleb(self.data, pos)
         data_align, pos = sleb(self.data, pos)
         if version == 1:
-            ra_reg, pos = _unpack("<B", self.data, pos)
+            ra_reg, pos = unpack("<B", self.data, pos)
         else:
             ra_reg, pos = uleb(self.data, pos)
         fde_enc = PE_ABSPTR
@@ -496,11 +404,11 @@ class FrameSection:
             aug_end = pos + aug_len
             for ch in aug[1:]:
                 if ch == "R":
-                    fde_enc, pos = _unpack("<B", self.data, pos)
+                    fde_enc, pos = unpack("<B", self.data, pos)
                 elif ch == "L":
                     pos += 1
                 elif ch == "P":
-                    penc, pos = _unpack("<B", self.data, pos)
+                    penc, pos = unpack("<B", self.data, pos)
                     _, pos = read_encoded(self.data, pos, penc & 0x7F, section_addr=self.addr)
                 elif ch == "S":
                     signal = True
@@ -524,7 +432,7 @@ class FrameSection:
         if length == 0:
             raise CfiError("FDE offset points at a terminator")
         idpos = pos
-        ident, pos = _unpack("<Q" if is64 else "<I", self.data, pos)
+        ident, pos = unpack("<Q" if is64 else "<I", self.data, pos)
         cie_off = idpos - ident if self.is_eh else ident
         if cie_off < 0 or cie_off >= len(self.data) or cie_off == offset:
             raise CfiError("FDE with a bad CIE pointer")
@@ -534,8 +442,8 @@ class FrameSection:
             size, pos = read_encoded(self.data, pos, cie.fde_enc & 0x0F)
         else:
             fmt = "<Q" if cie.address_size == 8 else "<I"
-            begin, pos = _unpack(fmt, self.data, pos)
-            size, pos = _unpack(fmt, self.data, pos)
+            begin, pos = unpack(fmt, self.data, pos)
+            size, pos = unpack(fmt, self.data, pos)
         if cie.has_aug_data:
             aug_len, pos = uleb(self.data, pos)
             pos += aug_len

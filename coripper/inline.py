@@ -24,10 +24,20 @@ import bisect
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias, cast
 
+from elftools.common.exceptions import DWARFError
+
+from coripper.elfinput import ELF_INPUT_ERRORS
+from coripper.errors import capture_internal_exceptions
 from coripper.modules import Module
 from coripper.rootfs import RegularFile
+
+if TYPE_CHECKING:
+    from elftools.dwarf.compileunit import CompileUnit
+    from elftools.dwarf.die import DIE, AttributeValue
+    from elftools.dwarf.dwarfinfo import DWARFInfo
+    from elftools.dwarf.typeunit import TypeUnit
 
 # Tags whose DIEs may hold code: we descend into them when their ranges hold the pc.
 _SCOPES = frozenset({"DW_TAG_subprogram", "DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"})
@@ -35,6 +45,8 @@ _SCOPES = frozenset({"DW_TAG_subprogram", "DW_TAG_lexical_block", "DW_TAG_inline
 _CONTAINERS = frozenset({"DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type",
                          "DW_TAG_union_type", "DW_TAG_module"})
 _CALL_SITES = frozenset({"DW_TAG_call_site", "DW_TAG_GNU_call_site"})
+_ADDRESS_FORMS = frozenset({"DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
+                            "DW_FORM_addrx3", "DW_FORM_addrx4", "DW_FORM_GNU_addr_index"})
 _MAX_DEPTH = 64
 _PATH_CACHE_LIMIT = 4096
 
@@ -48,25 +60,28 @@ class CallTarget:
     name: str | None = None
 
 
-Path = tuple[Any, ...]          # pyelftools DIEs, outermost (the subprogram) first
+#: The DIEs holding a pc, outermost (the subprogram) first.
+DiePath: TypeAlias = "tuple[DIE, ...]"
+Unit: TypeAlias = "CompileUnit | TypeUnit"
 
 
 class DwarfIndex:
     """The DWARF of one module, read lazily (pyelftools ``DWARFInfo``)."""
 
-    def __init__(self, dwarf: Any) -> None:
+    def __init__(self, dwarf: DWARFInfo) -> None:
         self._dwarf = dwarf
         self._aranges: tuple[list[int], list[tuple[int, int]]] | None = None
         self._cu_index: tuple[list[int], list[tuple[int, int]]] | None = None
-        self._paths: dict[int, Path] = {}
+        self._paths: dict[int, DiePath] = {}
 
     # --- finding the CU and the DIE path ------------------------------------------------------
 
     def _cu_offset(self, pc: int) -> int | None:
-        if self._dwarf.debug_aranges_sec is not None:
+        aranges_sec = self._dwarf.debug_aranges_sec
+        if aranges_sec is not None:
             if self._aranges is None:
                 try:
-                    stream = self._dwarf.debug_aranges_sec.stream
+                    stream = aranges_sec.stream
                     stream.seek(0)
                     self._aranges = parse_aranges(stream.read())
                 except (OSError, AttributeError):
@@ -96,27 +111,26 @@ class DwarfIndex:
         entries.sort()
         return [e[0] for e in entries], [(e[1], e[2]) for e in entries]
 
-    def _path(self, pc: int) -> Path:
+    def _path(self, pc: int) -> DiePath:
         """The DIEs holding ``pc``: the subprogram, then nested lexical blocks and inlined
         subroutines, innermost last. Empty when no DWARF function holds it."""
         if pc in self._paths:
             return self._paths[pc]
-        try:
+        path: DiePath = ()
+        with capture_internal_exceptions("the DWARF scopes at %#x", pc, expected=ELF_INPUT_ERRORS):
             path = self._find_path(pc)
-        except Exception:  # noqa: BLE001 - garbage DWARF (pyelftools raises many kinds)
-            path = ()
         if len(self._paths) >= _PATH_CACHE_LIMIT:
             self._paths.clear()
         self._paths[pc] = path
         return path
 
-    def _find_path(self, pc: int) -> Path:
+    def _find_path(self, pc: int) -> DiePath:
         off = self._cu_offset(pc)
         if off is None:
             return ()
         top = self._dwarf.get_CU_at(off).get_top_DIE()
-        path: list[Any] = []
-        containers: list[Any] = []
+        path: list[DIE] = []
+        containers: list[DIE] = []
         if not self._descend(top, pc, path, containers, 0):
             # C++: a definition nested in a namespace or class (GCC puts them at the CU level
             # with DW_AT_specification, so look inside containers only when that failed).
@@ -125,7 +139,7 @@ class DwarfIndex:
                     break
         return tuple(path)
 
-    def _descend(self, die: Any, pc: int, path: list[Any], containers: list[Any],
+    def _descend(self, die: DIE, pc: int, path: list[DIE], containers: list[DIE],
                  depth: int) -> bool:
         if depth > _MAX_DEPTH:
             return False
@@ -147,7 +161,7 @@ class DwarfIndex:
 
     # --- attributes -----------------------------------------------------------------------------
 
-    def _ranges(self, die: Any) -> list[tuple[int, int]] | None:
+    def _ranges(self, die: DIE) -> list[tuple[int, int]] | None:
         """The [low, high) ranges of a DIE, or None when it has no pc attributes."""
         attrs = die.attributes
         if "DW_AT_ranges" in attrs:
@@ -157,42 +171,47 @@ class DwarfIndex:
         if low is None or high is None:
             return None
         lo = self._address(die, low)
-        if high.form in ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2",
-                         "DW_FORM_addrx3", "DW_FORM_addrx4", "DW_FORM_GNU_addr_index"):
+        if high.form in _ADDRESS_FORMS:
             hi = self._address(die, high)
         else:
-            hi = lo + int(high.value)     # DWARF 4+: a constant is the length
+            hi = lo + _number(high)       # DWARF 4+: a constant is the length
         return [(lo, hi)] if hi > lo else []
 
-    def _address(self, die: Any, attr: Any) -> int:
+    def _address(self, die: DIE, attr: AttributeValue) -> int:
         if attr.form == "DW_FORM_addr":
-            return int(attr.value)
-        return int(self._dwarf.get_addr(die.cu, attr.value))
+            return _number(attr)
+        return int(self._dwarf.get_addr(die.cu, _number(attr)))
 
-    def _range_list(self, die: Any, attr: Any) -> list[tuple[int, int]]:
-        cu = die.cu
-        offset = int(attr.value)
+    def _range_list(self, die: DIE, attr: AttributeValue) -> list[tuple[int, int]]:
+        from elftools.dwarf.ranges import BaseAddressEntry
+
+        # a DIE we reach is in a compile unit (.debug_info), never in a type unit
+        cu = cast("CompileUnit", die.cu)
+        offset = _number(attr)
         if attr.form == "DW_FORM_rnglistx":
             # DWARF 5 §7.28: the index selects an offset (relative to DW_AT_rnglists_base) in
             # the CU's offset table, which starts at the base.
             base_attr = cu.get_top_DIE().attributes.get("DW_AT_rnglists_base")
-            base = int(base_attr.value) if base_attr is not None else 12
+            base = _number(base_attr) if base_attr is not None else 12
             width = 8 if cu.structs.dwarf_format == 64 else 4
-            stream = self._dwarf.debug_rnglists_sec.stream
+            rnglists = self._dwarf.debug_rnglists_sec
+            if rnglists is None:
+                return []
+            stream = rnglists.stream
             stream.seek(base + offset * width)
             raw = stream.read(width)
             offset = base + int.from_bytes(raw, "little" if self._dwarf.config.little_endian
                                            else "big")
         elif cu.header.version >= 5 and "DW_AT_rnglists_base" in cu.get_top_DIE().attributes \
                 and attr.form != "DW_FORM_sec_offset":
-            offset += int(cu.get_top_DIE().attributes["DW_AT_rnglists_base"].value)
+            offset += _number(cu.get_top_DIE().attributes["DW_AT_rnglists_base"])
         rl = self._dwarf.range_lists()
         if rl is None:
             return []
         base = self._cu_base(cu)
         out: list[tuple[int, int]] = []
         for entry in rl.get_range_list_at_offset(offset, cu=cu):
-            if hasattr(entry, "base_address"):
+            if isinstance(entry, BaseAddressEntry):
                 base = int(entry.base_address)
                 continue
             lo, hi = int(entry.begin_offset), int(entry.end_offset)
@@ -202,11 +221,11 @@ class DwarfIndex:
                 out.append((lo, hi))
         return out
 
-    def _cu_base(self, cu: Any) -> int:
+    def _cu_base(self, cu: Unit) -> int:
         low = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
         return self._address(cu.get_top_DIE(), low) if low is not None else 0
 
-    def name_of(self, die: Any) -> str | None:
+    def name_of(self, die: DIE) -> str | None:
         """A function DIE's name: its linkage (mangled) name when it has one anywhere along
         ``DW_AT_abstract_origin`` / ``DW_AT_specification``, else its ``DW_AT_name``."""
         plain = None
@@ -234,7 +253,7 @@ class DwarfIndex:
     def inline_chain(self, pc: int) -> tuple[str, ...]:
         """Names of the ``DW_TAG_inlined_subroutine`` DIEs whose ranges hold link-time ``pc``,
         innermost first (gdb's inline frames for a frame looked up at ``pc``)."""
-        out = []
+        out: list[str] = []
         for die in reversed(self._path(pc)):
             if die.tag == "DW_TAG_inlined_subroutine":
                 out.append(self.name_of(die) or "??")
@@ -255,29 +274,28 @@ class DwarfIndex:
             return None
         return self._entry(path[0])
 
-    def _entry(self, die: Any) -> int | None:
-        try:
+    def _entry(self, die: DIE) -> int | None:
+        with capture_internal_exceptions("the entry of the DIE at %#x", die.offset,
+                                         expected=ELF_INPUT_ERRORS):
             entry = die.attributes.get("DW_AT_entry_pc")
             if entry is not None and entry.form in ("DW_FORM_addr", "DW_FORM_addrx"):
                 return self._address(die, entry)
             ranges = self._ranges(die)
-        except Exception:  # noqa: BLE001
-            return None
-        return ranges[0][0] if ranges else None
+            return ranges[0][0] if ranges else None
+        return None
 
     def call_site_target(self, return_pc: int) -> CallTarget | None:
         """The target of the call whose return address is link-time ``return_pc``; None when
         DWARF has no such call site or its target is a computed expression (gdb cannot resolve
         ``DW_AT_call_target`` without the jumped frames' registers either)."""
-        try:
+        with capture_internal_exceptions("the call site returning to %#x", return_pc,
+                                         expected=ELF_INPUT_ERRORS):
             for die in reversed(self._path(return_pc - 1)):
                 for site in _children(die, _CALL_SITES):
                     ret = site.attributes.get("DW_AT_call_return_pc") or \
                         site.attributes.get("DW_AT_low_pc")
                     if ret is not None and self._address(site, ret) == return_pc:
                         return self._target(site)
-        except Exception:  # noqa: BLE001
-            return None
         return None
 
     def tail_call_sites(self, entry: int) -> list[tuple[int, CallTarget | None]] | None:
@@ -289,7 +307,8 @@ class DwarfIndex:
         if not path or self._entry(path[0]) != entry:
             return None
         out: list[tuple[int, CallTarget | None]] = []
-        try:
+        with capture_internal_exceptions("the tail calls of the function at %#x", entry,
+                                         expected=ELF_INPUT_ERRORS):
             for site in _walk(path[0], _CALL_SITES):
                 attrs = site.attributes
                 if "DW_AT_call_tail_call" not in attrs and "DW_AT_GNU_tail_call" not in attrs:
@@ -298,11 +317,10 @@ class DwarfIndex:
                 if ret is None:
                     continue          # gdb ignores a call site without a pc
                 out.append((self._address(site, ret), self._target(site)))
-        except Exception:  # noqa: BLE001
-            return None
-        return out
+            return out
+        return None
 
-    def _target(self, site: Any) -> CallTarget | None:
+    def _target(self, site: DIE) -> CallTarget | None:
         attrs = site.attributes
         for key in ("DW_AT_call_origin", "DW_AT_abstract_origin"):
             if key in attrs:
@@ -326,12 +344,12 @@ _CXX_LANGS = frozenset({"DW_LANG_C_plus_plus", "DW_LANG_C_plus_plus_03", "DW_LAN
                         "DW_LANG_C_plus_plus_14", 0x4, 0x19, 0x1a, 0x21})
 
 
-def _is_cplusplus(cu: Any) -> bool:
+def _is_cplusplus(cu: Unit) -> bool:
     lang = cu.get_top_DIE().attributes.get("DW_AT_language")
     return lang is not None and lang.value in _CXX_LANGS
 
 
-def _qualified(die: Any, name: str) -> str:
+def _qualified(die: DIE, name: str) -> str:
     parts = [name]
     parent = die.get_parent()
     for _ in range(_MAX_DEPTH):
@@ -388,6 +406,14 @@ def parse_aranges(data: bytes) -> tuple[list[int], list[tuple[int, int]]]:
     return [e[0] for e in entries], [(e[1], e[2]) for e in entries]
 
 
+def _number(attr: AttributeValue) -> int:
+    """An attribute's integer value; a garbage form (a block where an address or a constant
+    belongs) is bad input, not a bug."""
+    if not isinstance(attr.value, int):
+        raise DWARFError(f"{attr.name} in form {attr.form} is not a number")
+    return attr.value
+
+
 def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -395,7 +421,7 @@ def _text(value: object) -> str:
 _MAX_CHILDREN = 1 << 20
 
 
-def _iter_children(die: Any) -> Iterator[Any]:
+def _iter_children(die: DIE) -> Iterator[DIE]:
     """``die``'s children, in file order, defended against hostile DWARF: pyelftools follows
     ``DW_AT_sibling``, and one pointing backwards would loop forever, so stop as soon as an
     offset does not grow (and after a million children)."""
@@ -407,13 +433,13 @@ def _iter_children(die: Any) -> Iterator[Any]:
         yield child
 
 
-def _children(die: Any, tags: frozenset[str]) -> Iterator[Any]:
+def _children(die: DIE, tags: frozenset[str]) -> Iterator[DIE]:
     for child in _iter_children(die):
         if child.tag in tags:
             yield child
 
 
-def _walk(die: Any, tags: frozenset[str], depth: int = 0) -> Iterator[Any]:
+def _walk(die: DIE, tags: frozenset[str], depth: int = 0) -> Iterator[DIE]:
     if depth > _MAX_DEPTH:
         return
     for child in _iter_children(die):
@@ -442,20 +468,19 @@ _UNUSED_SECTIONS = frozenset({".debug_line", ".debug_loc", ".debug_loclists", ".
                               ".zdebug_pubtypes", ".zdebug_pubnames", ".zdebug_types"})
 
 
-def _open_dwarf(file: RegularFile) -> Any:
+def _open_dwarf(file: RegularFile) -> DWARFInfo | None:
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import Section
 
     class _DwarfOnly(ELFFile):
-        def get_section_by_name(self, name: str) -> Any:
+        def get_section_by_name(self, name: str) -> Section | None:
             return None if name in _UNUSED_SECTIONS else super().get_section_by_name(name)
 
     # the module's one descriptor, opened below the process's root (coripper.rootfs)
     with file.stream() as f:
         elf = _DwarfOnly(f)
-        if elf.get_section_by_name(".debug_info") is None:
-            return None
         sec = elf.get_section_by_name(".debug_info")
-        if sec["sh_type"] == "SHT_NOBITS":
+        if sec is None or sec["sh_type"] == "SHT_NOBITS":
             return None
         # pyelftools copies (and decompresses) every debug section into memory here, so the
         # file can be closed afterwards. Executables and shared objects need no relocation.
@@ -477,10 +502,9 @@ def index_for(module: Module) -> DwarfIndex | None:
         return _INDEX_CACHE[key]
     index = None
     for f in files:
-        try:
-            dwarf = _open_dwarf(f)
-        except Exception:  # noqa: BLE001 - unreadable or garbage ELF/DWARF: no inline info
-            dwarf = None
+        dwarf = None
+        with capture_internal_exceptions("the DWARF of %s", f.path, expected=ELF_INPUT_ERRORS):
+            dwarf = _open_dwarf(f)      # unreadable or garbage: no inline info
         if dwarf is not None:
             index = DwarfIndex(dwarf)
             break
@@ -511,6 +535,10 @@ def function_name(module: Module | None, pc: int) -> str | None:
 # --- gdb's tail-call chain (dwarf2/frame-tailcall.c, call_site_find_chain) ----------------------
 
 Resolver = Callable[[Module, CallTarget], tuple[Module, int] | None]
+#: A function: its module and runtime entry address.
+_Func: TypeAlias = "tuple[Module, int]"
+#: A call site taken: its module and runtime pc.
+_Site: TypeAlias = "tuple[Module, int]"
 
 _MAX_CHAIN_STEPS = 10_000
 
@@ -535,98 +563,118 @@ def tail_call_chain(caller: Module, return_pc: int, callee: Module, callee_pc: i
     entry_link = cidx.function_entry(callee_pc - callee.bias)
     if entry_link is None:
         return []
-    goal = (callee, entry_link + callee.bias)
     first = ridx.call_site_target(return_pc - caller.bias)
     if first is None:
         return []
     start = resolve(caller, first)
     if start is None:
         return []
-    result: list[tuple[Module, int]] | None = None
-    callers = callees = 0
-    # Iterative DFS over (function, its tail call sites); the chain holds call sites
-    # (module, runtime site pc) in the order taken.
-    chain: list[tuple[Module, int]] = []
-    on_path: set[int] = set()
-    stack: list[Iterator[tuple[Module, int, tuple[Module, int] | None]]] = []
-    steps = 0
+    return _ChainSearch((callee, entry_link + callee.bias), resolve).run(start)
 
-    def sites_of(func: tuple[Module, int]) -> Iterator[tuple[Module, int, tuple[Module, int] | None]]:
-        mod, addr = func
-        idx = index_for(mod)
-        targets = idx.tail_call_sites(addr - mod.bias) if idx is not None else None
-        if targets is None:
-            raise _NoChain
-        for site_pc, target in targets:
-            yield mod, site_pc + mod.bias, (resolve(mod, target) if target else None)
 
-    try:
-        func: tuple[Module, int] | None = start
-        while True:
+class _ChainSearch:
+    """gdb's ``call_site_find_chain_1``: depth first over the tail call sites, from the
+    function the caller called towards ``goal`` (the callee's entry)."""
+
+    def __init__(self, goal: _Func, resolve: Resolver) -> None:
+        self.goal = goal
+        self.resolve = resolve
+        self.chain: list[_Site] = []        # the call sites taken on this path, outermost first
+        self.on_path: set[int] = set()      # their pcs
+        # per function on the path: its module and the tail call sites not yet followed
+        self.pending: list[tuple[Module, Iterator[tuple[int, CallTarget | None]]]] = []
+        self.first: list[_Site] | None = None     # the first candidate chain
+        self.callers = self.callees = 0     # its outer and inner sites every candidate shares
+        self.gave_up = False
+
+    def run(self, start: _Func) -> list[_Site]:
+        """The kept call sites, innermost first; empty when gdb would show none."""
+        func: _Func | None = start
+        steps = 0
+        while func is not None:
             steps += 1
-            if steps > _MAX_CHAIN_STEPS:
+            if steps > _MAX_CHAIN_STEPS or not self._visit(func):
                 return []
-            if func is not None:
-                if func[0] is goal[0] and func[1] == goal[1]:
-                    cand = list(chain)
-                    if result is None:
-                        result, callers, callees = cand, len(cand), len(cand)
-                    else:
-                        callers = _common_prefix(result, cand, callers)
-                        callees = _common_suffix(result, cand, callees)
-                        if callers == 0 and callees == 0:
-                            return []
-                    if chain:
-                        # The goal is entered at most once per path: back out of its site.
-                        _m, site = chain.pop()
-                        on_path.discard(site)
-                else:
-                    stack.append(sites_of(func))
-            func = None
-            while stack:
-                nxt = next(stack[-1], None)
-                if nxt is None:
-                    stack.pop()
-                    if chain:
-                        _m, site = chain.pop()
-                        on_path.discard(site)
-                    continue
-                mod, site, target = nxt
-                if target is None:
-                    raise _NoChain
-                if site in on_path:
-                    continue
-                on_path.add(site)
-                chain.append((mod, site))
-                func = target
-                break
+            func = self._next_function()
+            if self.gave_up:
+                return []
+        return self._kept()
+
+    def _visit(self, func: _Func) -> bool:
+        """Enter ``func``: a candidate when it is the goal, else queue its tail call sites.
+        False when the search must stop with no frames."""
+        mod, addr = func
+        if mod is self.goal[0] and addr == self.goal[1]:
+            if not self._candidate(list(self.chain)):
+                return False
+            self._leave()           # the goal is entered at most once per path
+            return True
+        idx = index_for(mod)
+        sites = idx.tail_call_sites(addr - mod.bias) if idx is not None else None
+        if sites is None:
+            return False            # not a function's entry: gdb cannot go on either
+        self.pending.append((mod, iter(sites)))
+        return True
+
+    def _next_function(self) -> _Func | None:
+        """Follow the next tail call site not on the path (backing out of functions whose
+        sites are all followed); None when the search is done, or ``gave_up`` at a target
+        that cannot be resolved."""
+        while self.pending:
+            mod, sites = self.pending[-1]
+            site = next(sites, None)
+            if site is None:
+                self.pending.pop()
+                self._leave()
+                continue
+            link_pc, target = site
+            func = self.resolve(mod, target) if target is not None else None
             if func is None:
-                break
-    except _NoChain:
-        return []
-    if not result:
-        return []
-    if callers + callees >= len(result):
-        kept = result
-    else:
-        kept = result[:callers] + result[len(result) - callees:]
-    return list(reversed(kept))
+                self.gave_up = True
+                return None
+            pc = link_pc + mod.bias
+            if pc in self.on_path:
+                continue
+            self.on_path.add(pc)
+            self.chain.append((mod, pc))
+            return func
+        return None
+
+    def _leave(self) -> None:
+        """Back out of the last call site taken."""
+        if self.chain:
+            _mod, pc = self.chain.pop()
+            self.on_path.discard(pc)
+
+    def _candidate(self, chain: list[_Site]) -> bool:
+        """Narrow the kept sites to those ``chain`` shares; False when none are left."""
+        if self.first is None:
+            self.first, self.callers, self.callees = chain, len(chain), len(chain)
+            return True
+        self.callers = _common_prefix(self.first, chain, self.callers)
+        self.callees = _common_suffix(self.first, chain, self.callees)
+        return self.callers > 0 or self.callees > 0
+
+    def _kept(self) -> list[_Site]:
+        result = self.first
+        if not result:
+            return []
+        if self.callers + self.callees >= len(result):
+            kept = result
+        else:
+            kept = result[:self.callers] + result[len(result) - self.callees:]
+        return list(reversed(kept))
 
 
-class _NoChain(Exception):
-    pass
-
-
-def _common_prefix(a: list[tuple[Module, int]], b: list[tuple[Module, int]], n: int) -> int:
+def _common_prefix(a: list[_Site], b: list[_Site], n: int) -> int:
     i = 0
     while i < n and i < len(b) and a[i][1] == b[i][1]:
         i += 1
     return i
 
 
-def _common_suffix(a: list[tuple[Module, int]], b: list[tuple[Module, int]], n: int) -> int:
+def _common_suffix(a: list[_Site], b: list[_Site], n: int) -> int:
     i = 0
     while i < n and i < len(b) and a[len(a) - 1 - i][1] == b[len(b) - 1 - i][1]:
         i += 1
     return i
-

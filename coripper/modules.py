@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 from coripper import elfcore
-from coripper.cfi import CfiError, CfiTable, Row
+from coripper.cfi import CfiTable, Row
 from coripper.coremem import CoreMemory, FileBacking
 from coripper.debugfiles import find_debug_file
+from coripper.errors import CfiError, CoripperError, capture_internal_exceptions
 from coripper.plt import plt_symbols
 from coripper.rootfs import FileCache, RegularFile, RootFS
 from coripper.symbols import Symbol, SymbolTable, parse_symbols
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 AT_ENTRY = 9
 AT_SYSINFO_EHDR = 33
 VDSO_PATH = "[vdso]"
+#: What reading a file's ELF headers with our own parsers may raise on a bad file.
+_FILE_ERRORS = (CoripperError, OSError, ValueError)
 
 
 @dataclass
@@ -176,7 +179,8 @@ def load_tables(stream: BinaryIO | None, debug_stream: BinaryIO | None) -> Modul
 
 
 def _file_build_id(f: RegularFile) -> str | None:
-    try:
+    """The build-id in the file's notes; None for an unreadable or garbage file."""
+    with capture_internal_exceptions("the build-id of %s", f.path, expected=_FILE_ERRORS):
         head = f.pread(0, 64)
         eh = elfcore.parse_elf_header(head, require_core=False)
         phdrs = elfcore.parse_program_headers(f.pread(eh.e_phoff, eh.e_phnum * eh.e_phentsize),
@@ -186,8 +190,6 @@ def _file_build_id(f: RegularFile) -> str | None:
                 bid = elfcore.parse_build_id_notes(f.pread(ph.p_offset, ph.p_filesz))
                 if bid:
                     return bid
-    except Exception:  # noqa: BLE001 - an unreadable or garbage file has no known build-id
-        return None
     return None
 
 
@@ -326,10 +328,9 @@ def _module_head(base: elfcore.FileMapping, memory: CoreMemory, f: RegularFile |
             head = None
     if head is None or head[:4] != b"\x7fELF":
         return None
-    try:
+    with capture_internal_exceptions("the ELF header at %#x", base.start, expected=CoripperError):
         return elfcore.parse_module_header(head)
-    except Exception:  # noqa: BLE001 - a garbage header is simply not a module
-        return None
+    return None                     # a garbage header is simply not a module
 
 
 #: Copies of one file examined as loaded modules (glibc's dlmopen has 16 namespaces; the others
@@ -409,13 +410,13 @@ def _executable_from_auxv(notes: elfcore.CoreNotes, memory: CoreMemory, executab
     entry = notes.auxv.get(AT_ENTRY)
     if not entry:
         return None
-    try:
+    mh = None
+    with capture_internal_exceptions("the ELF header of %s", executable.path,
+                                     expected=_FILE_ERRORS):
         head = executable.pread(0, page)
         eh = elfcore.parse_elf_header(head, require_core=False)
         mh = elfcore.parse_module_header(head)
-    except Exception:  # noqa: BLE001 - not an ELF file we can use
-        return None
-    if mh is None:
+    if mh is None:                  # not an ELF file we can use
         return None
     loads = [p for p in mh.phdrs if p.p_type == elfcore.PT_LOAD]
     if not loads:
@@ -433,11 +434,10 @@ def _core_build_id(memory: CoreMemory, addr: int, page: int) -> str | None:
     head = memory.read(addr, page)
     if head is None or head[:4] != b"\x7fELF":
         return None
-    try:
+    mh = None
+    with capture_internal_exceptions("the ELF header at %#x", addr, expected=CoripperError):
         mh = elfcore.parse_module_header(head)
-    except Exception:  # noqa: BLE001 - garbage in the core: trust the file
-        return None
-    return mh.build_id if mh else None
+    return mh.build_id if mh else None      # garbage in the core: trust the file
 
 
 def _file_module(name: str, start: int, end: int, bias: int, f: RegularFile, files: FileCache,
@@ -553,10 +553,9 @@ def _vdso_module(notes: elfcore.CoreNotes, memory: CoreMemory) -> Module | None:
     image = memory.read(addr, seg.end - addr)
     if image is None or image[:4] != b"\x7fELF":
         return None
-    try:
+    mh = None
+    with capture_internal_exceptions("the vdso at %#x", addr, expected=CoripperError):
         mh = elfcore.parse_module_header(image)
-    except Exception:  # noqa: BLE001
-        return None
     if mh is None:
         return None
     key = mh.build_id or ("vdso", image)

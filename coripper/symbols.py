@@ -9,10 +9,9 @@ in an unstripped libc; C++ names are demangled separately (:func:`demangle`).
 from __future__ import annotations
 
 import bisect
-import shutil
+import re
 import struct
-import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 STT_FUNC, STT_GNU_IFUNC = 2, 10
@@ -102,20 +101,54 @@ def _rank(s: Symbol) -> tuple[int, int, int]:
     return (0 if s.size else 1, _BIND_RANK.get(s.bind, 3), len(s.name))
 
 
+# --- C++ names, as c++filt prints them -------------------------------------------------------
+
 _demangle_cache: dict[str, str] = {}
+
+#: The runs of characters c++filt demangles one by one (binutils' cxxfilt.c ``is_mangled_char``):
+#: ``_Z...@@GLIBCXX_3.4`` is the name ``_Z...``, then ``@@`` and a version, kept as they are.
+_TOKEN = re.compile(r"[A-Za-z0-9_$.]+")
+_CHAR_TRAITS = "std::char_traits<char>"
+#: The standard substitutions that ``__cxa_demangle`` spells short and c++filt, which asks
+#: libiberty for DMGL_VERBOSE, in full (libiberty's cp-demangle.c ``standard_subs``).
+_VERBOSE = {"string": f"std::basic_string<char, {_CHAR_TRAITS}, std::allocator<char> >",
+            "istream": f"std::basic_istream<char, {_CHAR_TRAITS} >",
+            "ostream": f"std::basic_ostream<char, {_CHAR_TRAITS} >",
+            "iostream": f"std::basic_iostream<char, {_CHAR_TRAITS} >"}
+_SHORT = re.compile(r"(?<![\w:])std::(string|istream|ostream|iostream)\b(>?)")
 
 
 def demangle(names: Iterable[str]) -> dict[str, str]:
-    """Demangle C++ (``_Z``) names with ``c++filt`` (one process for all of them) when it is
-    installed; names it cannot demangle, and every name without ``c++filt``, map to themselves."""
-    todo = sorted({n for n in names if n.startswith("_Z") and n not in _demangle_cache})
-    if todo and shutil.which("c++filt"):
-        try:
-            out = subprocess.run(["c++filt"], input="\n".join(todo) + "\n", capture_output=True,
-                                 text=True, timeout=10, check=False).stdout.splitlines()
-        except (OSError, subprocess.SubprocessError):
-            out = []
-        if len(out) == len(todo):
-            # A versioned name "_Z...@@V" is returned with its suffix intact by c++filt.
-            _demangle_cache.update(zip(todo, out, strict=True))
+    """Demangle C++ (``_Z``) names in-process, exactly as ``c++filt`` prints them (GCC's own
+    demangler, libstdc++'s ``__cxa_demangle``, through :mod:`cxxfilt`). Names it cannot
+    demangle, and every name where no libstdc++ is installed, map to themselves."""
+    names = list(names)
+    todo = {n for n in names if n.startswith("_Z") and n not in _demangle_cache}
+    if todo:
+        cxa_demangle = _cxa_demangle()
+        for name in todo:
+            _demangle_cache[name] = _TOKEN.sub(lambda m: _token(m.group(), cxa_demangle), name)
     return {n: _demangle_cache.get(n, n) for n in names}
+
+
+def _cxa_demangle() -> Callable[[str], str] | None:
+    try:
+        import cxxfilt
+    except ImportError:
+        return None
+    cxa_demangle: Callable[[str], str] = cxxfilt.demangle
+    return cxa_demangle
+
+
+def _token(token: str, cxa_demangle: Callable[[str], str] | None) -> str:
+    if cxa_demangle is None or not token.startswith("_Z"):
+        return token
+    import cxxfilt
+
+    try:
+        short = cxa_demangle(token)
+    except (cxxfilt.Error, UnicodeError):   # not a C++ name; or no libstdc++ on this host
+        return token
+    # the full spelling ends in ">": a closing ">" after it takes a space, as the demangler
+    # writes "> >"
+    return _SHORT.sub(lambda m: _VERBOSE[m.group(1)] + (" >" if m.group(2) else ""), short)

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from coripper.cfi import CfiError, Row, evaluate
+from coripper.cfi import Row, RuleKind
 from coripper.coremem import CoreMemory
+from coripper.dwarfexpr import evaluate
+from coripper.errors import CfiError
 from coripper.modules import Module, ModuleMap
 
 MAX_FRAMES = 256
@@ -125,29 +127,29 @@ def _apply_row(arch: Arch, row: Row, regs: dict[int, int], memory: CoreMemory) -
     new[arch.sp] = cfa
     ra_known = True
     for reg, rule in row.rules.items():
-        kind = rule.kind
-        if kind == "undefined":
-            new.pop(reg, None)
-            if reg == row.ra_reg:
-                ra_known = False
-        elif kind == "same":
-            continue
-        elif kind == "offset":
-            _load_saved(new, reg, (cfa + int(rule.arg)) & MASK64, memory, row.ra_reg)
-        elif kind == "val_offset":
-            new[reg] = (cfa + int(rule.arg)) & MASK64
-        elif kind == "register":
-            if int(rule.arg) in regs:
-                new[reg] = regs[int(rule.arg)]
-            else:
+        match rule.kind:
+            case RuleKind.UNDEFINED:
                 new.pop(reg, None)
-        elif kind == "expression":
-            assert isinstance(rule.arg, bytes)
-            addr = evaluate(rule.arg, read_reg, memory.read, push=cfa)
-            _load_saved(new, reg, addr, memory, row.ra_reg)
-        elif kind == "val_expression":
-            assert isinstance(rule.arg, bytes)
-            new[reg] = evaluate(rule.arg, read_reg, memory.read, push=cfa)
+                if reg == row.ra_reg:
+                    ra_known = False
+            case RuleKind.SAME:
+                pass
+            case RuleKind.OFFSET:
+                _load_saved(new, reg, (cfa + int(rule.arg)) & MASK64, memory, row.ra_reg)
+            case RuleKind.VAL_OFFSET:
+                new[reg] = (cfa + int(rule.arg)) & MASK64
+            case RuleKind.REGISTER:
+                if int(rule.arg) in regs:
+                    new[reg] = regs[int(rule.arg)]
+                else:
+                    new.pop(reg, None)
+            case RuleKind.EXPRESSION:
+                assert isinstance(rule.arg, bytes)
+                addr = evaluate(rule.arg, read_reg, memory.read, push=cfa)
+                _load_saved(new, reg, addr, memory, row.ra_reg)
+            case RuleKind.VAL_EXPRESSION:
+                assert isinstance(rule.arg, bytes)
+                new[reg] = evaluate(rule.arg, read_reg, memory.read, push=cfa)
     if not ra_known:
         raise _Stop("outermost")
     if row.ra_reg not in new:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 with atheris.instrument_imports(include=["coripper"]):
-    from coripper import cfi  # noqa: E402
+    from coripper import cfi, dwarfexpr  # noqa: E402
 
 TARGET = "cfi"
 HEAD = struct.Struct("<BIQQ")
@@ -67,7 +67,7 @@ def make_read_mem(data: bytes) -> Callable[[int, int], bytes | None]:
 def evaluate(expr: bytes, data: bytes, push: int | None) -> None:
     """Evaluate ``expr``; only ``CfiError`` may come out, a value must fit in 64 bits."""
     try:
-        value = cfi.evaluate(expr, read_reg, make_read_mem(data), push)
+        value = dwarfexpr.evaluate(expr, read_reg, make_read_mem(data), push)
     except cfi.CfiError as exc:
         assert str(exc)
         return

@@ -13,7 +13,10 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coripper.cfi import CfiError, CfiTable, evaluate, read_encoded, sleb, uleb
+from coripper.cfi import CfiTable, RuleKind, read_encoded
+from coripper.dwarfexpr import evaluate
+from coripper.dwarfread import sleb, uleb
+from coripper.errors import CfiError
 
 LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
 
@@ -46,16 +49,14 @@ def _compare_rows(table: CfiTable, fde: FDE) -> int:
         for reg in decoded.reg_order:
             rule = row.get(reg)
             if rule is None or rule.type == "SAME_VALUE":
-                assert reg not in ours.rules or ours.rules[reg].kind == "same"
+                assert reg not in ours.rules or ours.rules[reg].kind is RuleKind.SAME
                 continue
-            kind = {"OFFSET": "offset", "VAL_OFFSET": "val_offset", "REGISTER": "register",
-                    "EXPRESSION": "expression", "VAL_EXPRESSION": "val_expression",
-                    "UNDEFINED": "undefined"}[rule.type]
-            assert ours.rules[reg].kind == kind, (hex(row["pc"]), reg)
-            if kind in ("offset", "val_offset", "register"):
+            kind = RuleKind[rule.type]          # pyelftools' names are ours, but SAME_VALUE
+            assert ours.rules[reg].kind is kind, (hex(row["pc"]), reg)
+            if kind in (RuleKind.OFFSET, RuleKind.VAL_OFFSET, RuleKind.REGISTER):
                 assert ours.rules[reg].arg == rule.arg
             else:
-                assert kind == "undefined" or ours.rules[reg].arg == bytes(rule.arg)
+                assert kind is RuleKind.UNDEFINED or ours.rules[reg].arg == bytes(rule.arg)
         n += 1
     return n
 

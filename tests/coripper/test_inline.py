@@ -201,3 +201,21 @@ def test_missing_file_and_no_module() -> None:
     inline.clear_cache()
     assert inline.inline_names(None, 0x1000) == ()
     assert inline.inline_names(_module(os.devnull + "-absent"), 0x1000) == ()
+
+
+# Inputs fuzz/fuzz_inline_dwarf.py found (crasher.c built -g, bytes of .debug_info mutated):
+# pyelftools' NotImplementedError for a DW_AT_sibling in DW_FORM_sec_offset, and a DW_AT_high_pc
+# in a block form. Bad input, so under CRASHKIT_STRICT too the answers are empty, not errors.
+@pytest.mark.parametrize("name", ["fuzz-dwarf-sibling-form.elf", "fuzz-dwarf-high-pc-block.elf"])
+def test_fuzzer_found_dwarf_gives_empty_answers(name: str) -> None:
+    from elftools.elf.elffile import ELFFile
+    with open(DATA / name, "rb") as f:
+        dwarf = ELFFile(f).get_dwarf_info(relocate_dwarf_sections=False, follow_links=False)
+    index = inline.DwarfIndex(dwarf)
+    for pc in (0x1100, 0x1139, 0x1189, 0x1209, 0x1290):
+        assert isinstance(index.inline_chain(pc), tuple)
+        index.function_name(pc)
+        index.call_site_target(pc)
+        entry = index.function_entry(pc)
+        if entry is not None:
+            index.tail_call_sites(entry)

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from testlib import PROGRAMS_SRC
 
 from coripper.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
 from coripper.provenance import find_provenance
@@ -34,17 +33,8 @@ def _need(tool: str) -> None:
 
 def _crash(cores, programs, kind: str):  # type: ignore[no-untyped-def]
     if kind == "dlopen":
-        # conftest's -O1 build of dlopen_many.c returns instead of crashing (gcc drops the
-        # NULL store); an -O0 build of the same source with the same 200 libraries dies.
-        _, libs = programs.dlopen_many(200)
-        exe = programs._build("dlopen_many-O0", ["gcc", "-g", "-O0",
-                                                 str(PROGRAMS_SRC / "dlopen_many.c"), "-ldl"])
-        return cores.crash("dlopen200-O0", [exe, *libs]), exe
-    if kind == "recurse":
-        # crasher-pie's recurse mode does not crash (gcc -O1 drops the UB NULL write in
-        # recurse_then_crash); the -O0 build recurses 200 deep and dies as intended.
-        exe = programs.crasher("O0")
-        return cores.crash("recurse-O0", [exe, "recurse", "-d", "200"]), exe
+        exe, libs = programs.dlopen_many(200)
+        return cores.crash("dlopen200", [exe, *libs]), exe
     crash = cores.standard(kind)
     return crash, Path(crash.argv[0])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coripper.symbols import SYM, SymbolTable, demangle, parse_symbols
+
+LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
 
 
 def _table(path: Path, section: str = ".symtab") -> SymbolTable:
@@ -86,11 +89,35 @@ def test_dynsym_of_a_stripped_library() -> None:
 
 
 def test_demangle_itanium_examples() -> None:
-    got = demangle(["_ZSt9terminatev", "_Z12parse_configi", "main", "_Zgarbage"])
-    if got["_ZSt9terminatev"] == "_ZSt9terminatev":
-        pytest.skip("c++filt not installed")
+    got = demangle(["_ZSt9terminatev", "_Z12parse_configi", "main", "_Zgarbage",
+                    "_ZNSt8ios_base4InitC1Ev@plt", "_Z3foov.cold"])
     assert got == {"_ZSt9terminatev": "std::terminate()", "_Z12parse_configi": "parse_config(int)",
-                   "main": "main", "_Zgarbage": "_Zgarbage"}
+                   "main": "main", "_Zgarbage": "_Zgarbage",
+                   "_ZNSt8ios_base4InitC1Ev@plt": "std::ios_base::Init::Init()@plt",
+                   "_Z3foov.cold": "foo() [clone .cold]"}
+
+
+def _cxx_names(path: Path) -> list[str]:
+    """Every ``_Z`` name in ``path``'s dynamic symbol table, with its version (``@@V``)."""
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return sorted({p[7] for p in (line.split() for line in out.splitlines())
+                   if len(p) >= 8 and p[7].startswith("_Z")})
+
+
+def test_demangle_every_libstdcxx_symbol_as_cxxfilt() -> None:
+    """The oracle is c++filt: every C++ symbol of libstdc++ (about 6000, old-ABI strings,
+    iostreams, templates, versions) demangles to exactly its output."""
+    if shutil.which("c++filt") is None or not LIBSTDCXX.exists():
+        pytest.skip("needs binutils' c++filt and libstdc++")
+    names = _cxx_names(LIBSTDCXX)
+    assert len(names) > 3000
+    oracle = subprocess.run(["c++filt"], input="\n".join(names) + "\n", capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    got = demangle(names)
+    wrong = [(n, got[n], want) for n, want in zip(names, oracle, strict=True) if got[n] != want]
+    assert wrong == []
+    assert sum(got[n] != n for n in names) > 3000          # and they were demangled
 
 
 @settings(max_examples=200, deadline=None)
