@@ -23,7 +23,7 @@ from collectors.corehook.container import ContainerInfo
 from collectors.corehook import dedup, hooklog, limits, procsnap, shedding
 from collectors.corehook.coredump import (CoreResult, analyse_only, compress_element, drain_fd,
                                           release_stdin, save_core)
-from collectors.corehook.elements import TYPE, basic_elements, read_small_file, unreadable_summary
+from collectors.corehook.ccpp_elements import TYPE, basic_elements, read_small_file, unreadable_summary
 from reporter import elements
 from reporter.dumpdir import DumpDir
 from collectors.errors import SpoolError

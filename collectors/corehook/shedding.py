@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from collectors.corehook import dedup, hooklog, limits
 from collectors.corehook.coredump import drain_fd, release_stdin
-from collectors.corehook.elements import TYPE
+from collectors.corehook.ccpp_elements import TYPE
 from reporter import elements
 from reporter.dumpdir import DumpDir
 from reporter.errors import ProblemDirError

@@ -15,6 +15,8 @@ import pytest
 from coripper.elfcore import EM_AARCH64, parse_elf_header
 from coripper.stream import minimize_file, minimize_stream
 
+pytestmark = pytest.mark.slow          # programs run under qemu-user
+
 ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
 
 

@@ -29,6 +29,8 @@ import pytest
 from coripper.backtrace import core_backtrace
 from test_unwind import assert_matches_gdb
 
+pytestmark = pytest.mark.slow          # programs run under qemu-user
+
 SYSROOT = "/usr/aarch64-linux-gnu"
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 GDB_SCRIPT = Path(__file__).resolve().parent / "data" / "gdb_frames.py"

@@ -50,6 +50,8 @@ from coripper.backtrace import CoreBacktrace, core_backtrace
 from test_aarch64_dynamic import ENV, SYSROOT, _unlimited, gdb_frames
 from test_unwind import INLINE_FRAME, TAILCALL_FRAME, _readelf_addresses, same_function
 
+pytestmark = pytest.mark.slow          # programs run under qemu-user
+
 PROGRAM = Path(__file__).resolve().parents[1] / "programs" / "lazy_plt.c"
 # gdb Python: stop the worker at LAZY_STOP ("caller:point"), print the pc, send SIGSEGV.
 # "Transfers" are instructions after which the pc is not the next one: the bl to the stub, the

@@ -210,6 +210,7 @@ def test_cli_help() -> None:
     assert res.returncode == 0 and "--json" in res.stdout and "--rootdir" in res.stdout
 
 
+@pytest.mark.slow
 def test_truncated_cores_give_an_error_or_a_shorter_backtrace(cores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Cut a real core at every segment start and inside the notes: a CoripperError (headers
     unusable) or a backtrace, never another exception."""

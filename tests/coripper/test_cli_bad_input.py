@@ -335,6 +335,7 @@ def _first_loads_end(data: bytes, count: int) -> int:
     return sorted(ends)[min(count, len(ends)) - 1]
 
 
+@pytest.mark.slow
 def test_truncated_every_4k_up_to_the_first_segments(core: Path, tmp_path: Path) -> None:
     data = core.read_bytes()
     limit = _first_loads_end(data, 3)

@@ -46,6 +46,7 @@ def reference(cores, tmp_path_factory):  # type: ignore[no-untyped-def]
     return core, _without_provenance(out.read_bytes())[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("via", ["path", "pipe"])
 @pytest.mark.parametrize("kind", list(TOOLS))
 def test_compressed_core_minimizes_like_the_plain_one(reference, tmp_path: Path, kind: str,

@@ -116,6 +116,7 @@ def minimized(cores, programs, tmp_path_factory):  # type: ignore[no-untyped-def
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["file", "pipe"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_gdb_backtraces_equal(minimized, kind: str, mode: str) -> None:

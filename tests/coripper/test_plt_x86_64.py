@@ -123,6 +123,7 @@ def _gdb_on_cores(exe: Path, cores: list[Path]) -> list[dict[int, list]]:  # typ
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_stopped_in_plt_stubs_matches_gdb(built: dict[str, Path], variant: str,
                                           tmp_path: Path) -> None:

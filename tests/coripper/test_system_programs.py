@@ -49,7 +49,8 @@ from testlib import core_pattern, crash_through_kernel
 from coripper import inline, modules
 from coripper.backtrace import CoreBacktrace, CoreFrame, core_backtrace
 
-pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb")
+pytestmark = [pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb"),
+              pytest.mark.slow]
 
 PYTHON = "/usr/bin/python3"
 _CLONE_SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias)(\.\d+)?)+$")

@@ -152,6 +152,7 @@ def test_every_thread_matches_gdb(cores, minimize, tmp_path, kind: str, variant:
         assert bt.duphash() == original.duphash()
 
 
+@pytest.mark.slow
 def test_dlopen_200_libraries(cores, programs, minimize, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _exe, libs = programs.dlopen_many(200)
     # Built here with -fno-delete-null-pointer-checks: with conftest's flags gcc drops the call

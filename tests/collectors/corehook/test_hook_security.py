@@ -24,7 +24,7 @@ import pytest
 from collectors.corehook import capture, hooklog, postprocess
 from collectors.corehook.args import HookArgs
 from collectors.corehook.container import ContainerInfo
-from collectors.corehook.elements import basic_elements
+from collectors.corehook.ccpp_elements import basic_elements
 from collectors.corehook.procsnap import ProcSnapshot
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (privilege drop)")
