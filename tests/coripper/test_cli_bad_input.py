@@ -376,7 +376,6 @@ BT_CASES: list[tuple[Callable[[dict[str, Path], Path], list[str]], str]] = [
     (lambda i, t: [str(i["exe"])], "not a core file"),
     (lambda i, t: [str(i["so"])], "not a core file"),
     (lambda i, t: [str(i["big-endian"])], "big-endian"),
-    (lambda i, t: ["/nonexistent/core"], "/nonexistent/core: No such file or directory"),
     (lambda i, t: [str(i["big-endian"]), "--rootdir", "/nonexistent"], "is not a directory"),
     (lambda i, t: [str(i["big-endian"]), "--executable", "/nonexistent"],
      "--executable /nonexistent: not a file"),
@@ -388,6 +387,13 @@ def test_backtrace_bad_input(inputs: dict[str, Path], tmp_path: Path, case: int)
     make_args, needle = BT_CASES[case]
     assert_one_line_error(run("crashkit", "backtrace", *make_args(inputs, tmp_path)), "crashkit",
                           needle)
+
+
+def test_backtrace_of_nothing_is_no_match() -> None:
+    # Neither a file nor a problem: a match naming nothing (exit 1, as list/info; docs/cli.md).
+    res = run("crashkit", "backtrace", "/nonexistent/core")
+    assert res.returncode == 1 and res.stdout == b""
+    assert res.stderr.decode().strip() == "crashkit: error: no problem matches /nonexistent/core"
 
 
 def test_backtrace_bad_problem_dirs(tmp_path: Path) -> None:
