@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -296,9 +297,10 @@ def iter_notes(data: bytes, *, align: int = 4) -> Iterator[Note]:
         off = min(end, size)
 
 
-def parse_notes(data: bytes) -> tuple[tuple[Note, ...], list[str]]:
-    """All complete notes of ``data`` plus warnings about trailing garbage / a truncated note."""
-    notes = tuple(iter_notes(data))
+def parse_notes(data: bytes, limit: int | None = None) -> tuple[tuple[Note, ...], list[str]]:
+    """All complete notes of ``data`` (the first ``limit`` of them, if given) plus warnings
+    about trailing garbage / a truncated note / notes past the limit."""
+    notes = tuple(iter_notes(data) if limit is None else islice(iter_notes(data), max(limit, 0)))
     warnings: list[str] = []
     end = 0
     if notes:
@@ -306,7 +308,10 @@ def parse_notes(data: bytes) -> tuple[tuple[Note, ...], list[str]]:
         namesz = struct.unpack_from("<I", data, last.offset)[0]
         end = last.offset + 12 + _align4(namesz) + _align4(len(last.desc))
     if len(data) - end >= 12:
-        warnings.append(f"note data truncated or malformed at offset {end} of {len(data)}")
+        if limit is not None and len(notes) == limit:
+            warnings.append(f"more than {limit} notes: those from offset {end} on are dropped")
+        else:
+            warnings.append(f"note data truncated or malformed at offset {end} of {len(data)}")
     return notes, warnings
 
 
@@ -460,17 +465,19 @@ def _summarize_module(page: bytes, raw: list[tuple[int, ...]]
                       ) -> tuple[str | None, int, int | None, int, int | None]:
     """(build_id, min_vaddr, dynamic_vaddr, dynamic_size, phdr_vaddr) from raw phdr tuples
     (fields in ``Elf64_Phdr`` order: type, flags, offset, vaddr, paddr, filesz, memsz, align)."""
-    loads = [t for t in raw if t[0] == PT_LOAD]
-    min_vaddr = min((t[3] - t[2] for t in loads if t[2] == 0), default=None)
-    if min_vaddr is None:
-        min_vaddr = min((t[3] for t in loads), default=0) & ~0xFFF
     build_id = None
-    dyn = phdr = None
+    dyn = phdr = at_zero = lowest = None      # lowest PT_LOAD vaddr: at file offset 0, any
     dyn_size = 0
     notes_tried = 0
     for t in raw:
         p_type, p_offset, p_filesz = t[0], t[2], t[5]
-        if p_type == PT_NOTE and build_id is None and p_offset + p_filesz <= len(page):
+        if p_type == PT_LOAD:
+            vaddr = t[3]
+            if p_offset == 0 and (at_zero is None or vaddr < at_zero):
+                at_zero = vaddr
+            if lowest is None or vaddr < lowest:
+                lowest = vaddr
+        elif p_type == PT_NOTE and build_id is None and p_offset + p_filesz <= len(page):
             # a hostile page may hold thousands of PT_NOTEs over the same bytes
             notes_tried += 1
             if notes_tried <= MAX_BUILD_ID_NOTES:
@@ -479,6 +486,7 @@ def _summarize_module(page: bytes, raw: list[tuple[int, ...]]
             dyn, dyn_size = t[3], t[6]
         elif p_type == PT_PHDR and phdr is None:
             phdr = t[3]
+    min_vaddr = at_zero if at_zero is not None else (lowest or 0) & ~0xFFF
     return build_id, min_vaddr, dyn, dyn_size, phdr
 
 

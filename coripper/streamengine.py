@@ -23,13 +23,16 @@ from .linkmap import LinkEntry, build_link_map, build_r_debug
 from .provenance import build_provenance, find_provenance
 from .streambudget import AnalysisClock, BudgetExceeded
 from .streamin import Source, StreamSource
-from .streamindex import Watch, WatchIndex, module_ends, reasons_of
+from .streamindex import Watch, WatchIndex, fit_loads, module_ends, reasons_of
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
 from .writer import MAX_OUT_SEGMENTS, CoreWriter, OutSegment
 
 MAX_PHDRS = 1 << 17             # program headers beyond this are ignored (with a warning)
-MAX_NOTES = 64 << 20            # total note bytes we read and copy
+MAX_NOTES = 64 << 20            # total note bytes we read and copy (and read after the memory)
+MAX_NOTE_COUNT = 1 << 18        # notes parsed (a real core has ~6 per thread)
 MAX_DYNAMIC = 64 << 10          # bytes of the executable's PT_DYNAMIC we keep and parse
+SUMMARY_CACHE = 64              # distinct module first pages remembered (<= 64 KiB each)
+_UNSEEN: Any = object()
 VDSO_NAME = "[vdso]"            # the vdso's path in the report (as /proc/PID/maps)
 
 
@@ -57,6 +60,8 @@ class Engine:
         self.ranges: list[tuple[int, int]] = []
         self.watches = WatchIndex()
         self.headers: dict[int, ModuleSummary | None] = {}
+        self._summaries: dict[bytes, ModuleSummary | None] = {}   # by page: one file mapped
+                                                                   # 65,530 times parses once
         self.exe_bias: int | None = None
         self._at = 0                                 # vaddr of the next byte _consume gets
         self._run: list[ProgramHeader] = []          # _copy_run: the segments, the next one,
@@ -113,6 +118,10 @@ class Engine:
             self.late_notes = note_phdrs[n_early:]
             note_phdrs = note_phdrs[:n_early]
         for ph in note_phdrs:
+            if len(all_notes) >= MAX_NOTE_COUNT:
+                self.warnings.append(f"more than {MAX_NOTE_COUNT} notes: PT_NOTE at "
+                                     f"{ph.p_offset:#x} and later ones are not read")
+                break
             self.src.rewind(ph.p_offset)    # a file can go back (table after the notes)
             if ph.p_offset < self.src.pos:
                 self.warnings.append(f"PT_NOTE at {ph.p_offset:#x} overlaps earlier data; skipped")
@@ -125,7 +134,8 @@ class Engine:
             if len(data) < size:
                 self.truncated = True
                 self.warnings.append(f"input ends inside the notes ({len(data)} of {size} bytes)")
-            notes, warns = parse_notes(data)
+            # a hostile 64 MiB of 12-byte notes would be 5.6 million Note objects (> 1 GiB)
+            notes, warns = parse_notes(data, MAX_NOTE_COUNT - len(all_notes))
             self.warnings += warns
             if notes:
                 last = notes[-1]
@@ -291,13 +301,21 @@ class Engine:
 
     def _read_late_notes(self) -> None:
         """Notes after the memory: a previous coripper run's provenance note is remembered (its
-        ``source`` goes into ours); any other is reported and not copied."""
+        ``source`` goes into ours); any other is reported and not copied. At most
+        :data:`MAX_NOTES` bytes in all: a file can go back, so 131,072 PT_NOTEs over the same
+        64 MiB would otherwise read them 131,072 times."""
+        budget = MAX_NOTES
         for ph in self.late_notes:
             self.src.rewind(ph.p_offset)
             if ph.p_offset < self.src.pos or self.src.eof:
                 self.warnings.append(f"PT_NOTE at {ph.p_offset:#x} overlaps earlier data; skipped")
                 continue
-            data = self.src.read(ph.p_offset, min(ph.p_filesz, MAX_NOTES))
+            if budget <= 0:
+                self.warnings.append(f"notes after the memory larger than {MAX_NOTES} bytes; "
+                                     f"the rest is not read")
+                break
+            data = self.src.read(ph.p_offset, min(ph.p_filesz, budget))
+            budget -= len(data)
             previous = find_provenance(data)
             if isinstance(previous, dict) and self.previous_source is None:
                 self.previous_source = previous.get("source")
@@ -383,7 +401,12 @@ class Engine:
         w.data = bytearray()
 
     def _on_module_page(self, start: int, data: bytes) -> None:
-        self.headers[start] = parse_module_summary(data)
+        summary = self._summaries.get(data, _UNSEEN)
+        if summary is _UNSEEN:
+            summary = parse_module_summary(data)
+            if len(self._summaries) < SUMMARY_CACHE and len(data) <= 64 << 10:
+                self._summaries[data] = summary
+        self.headers[start] = summary
 
     def _on_exe_phdrs(self, at_phdr: int, data: bytes) -> None:
         phdrs = parse_program_headers(data)
@@ -487,18 +510,10 @@ class Engine:
 
     def _fit(self, loads: list[OutSegment], reasons: list[str], limit: int
              ) -> tuple[list[OutSegment], list[str]]:
-        """At most ``limit`` loads (an ELF table holds 65,534 entries): module header pages go
-        first, from the top, so that stacks (near the top of the address space) stay."""
-        excess = len(loads) - limit
-        drop: set[int] = set()
-        for i in range(len(loads) - 1, -1, -1):
-            if len(drop) == excess:
-                break
-            if all(part.startswith("elf header ") for part in reasons[i].split(", ")):
-                drop.add(i)
-        keep = [i for i in range(len(loads)) if i not in drop][:limit]
+        """At most ``limit`` loads (an ELF table holds 65,534 entries), stacks kept."""
+        keep, headers = fit_loads(reasons, limit)
         self.warnings.append(f"{len(loads) - len(keep)} of {len(loads)} segments left out "
-                             f"(an ELF core holds {MAX_OUT_SEGMENTS}), {len(drop)} of them "
+                             f"(an ELF core holds {MAX_OUT_SEGMENTS}), {headers} of them "
                              "module header pages")
         return [loads[i] for i in keep], [reasons[i] for i in keep]
 

@@ -142,3 +142,18 @@ def reasons_of(loads: Sequence[tuple[int, int]], wants: Sequence[Want]) -> list[
         hits = sorted(k for _, k in active)
         out.append(", ".join(dict.fromkeys(wants[k].reason for k in hits)) or "kept")
     return out
+
+
+def fit_loads(reasons: Sequence[str], limit: int) -> tuple[list[int], int]:
+    """Which of the loads (by index, in order) to keep when there are more than ``limit``, and
+    how many module header pages were left out: those (a load kept for ``elf header ...``
+    only) go first, from the top of the address space down, so that the stacks (near the top)
+    stay; only if that is not enough, the highest loads."""
+    excess = len(reasons) - limit
+    drop: set[int] = set()
+    for i in range(len(reasons) - 1, -1, -1):
+        if len(drop) >= excess:
+            break
+        if all(part.startswith("elf header ") for part in reasons[i].split(", ")):
+            drop.add(i)
+    return [i for i in range(len(reasons)) if i not in drop][:max(limit, 0)], len(drop)
