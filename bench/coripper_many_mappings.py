@@ -32,8 +32,8 @@ from pathlib import Path
 from _coripper_cores import REPO, bench_parser, workdir_of
 from testlib import crash_through_kernel
 
-from coripper import elfcore
-from coripper.stream import MinimizeOptions, minimize_stream
+from coripper.minimizer import elfcore
+from coripper.minimizer.stream import MinimizeOptions, minimize_stream
 
 MAP_MANY = REPO / "tests" / "security" / "data" / "map_many.c"
 COUNTS = {"1,000": 1000, "64,000": 64000, "max": 0}

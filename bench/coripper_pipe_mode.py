@@ -36,7 +36,7 @@ from _coripper_cores import bench_parser, make_core, workdir_of
 
 SPLICE_READER = """
 import fcntl, os
-from coripper.stream import _grow_pipe
+from coripper.minimizer.stream import _grow_pipe
 _grow_pipe(0)
 null = os.open("/dev/null", os.O_WRONLY)
 while os.splice(0, null, 1 << 30):

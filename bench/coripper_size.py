@@ -12,7 +12,7 @@ from collections import Counter
 
 from _coripper_cores import bench_parser, make_core, workdir_of
 
-from coripper.stream import minimize_file
+from coripper.minimizer.stream import minimize_file
 
 
 def main() -> None:

@@ -23,9 +23,9 @@ sys.path.insert(0, str(REPO))
 
 import testlib as conftest  # noqa: E402  (the shared test helpers: programs and kernel crashes)
 
-from coripper.backtrace import core_backtrace  # noqa: E402
-from coripper.inline import clear_cache as clear_inline_cache  # noqa: E402
-from coripper.modules import clear_cache  # noqa: E402
+from coripper.unwinder.backtrace import core_backtrace  # noqa: E402
+from coripper.unwinder.inline import clear_cache as clear_inline_cache  # noqa: E402
+from coripper.unwinder.modules import clear_cache  # noqa: E402
 
 
 def _best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from collectors.corehook import install  # noqa: E402
 
 IMPORTS = ("import collectors.corehook.hook, collectors.corehook.args, collectors.corehook.config, "
-           "collectors.corehook.capture, coripper.stream")
+           "collectors.corehook.capture, coripper.minimizer.stream")
 
 
 def timed(argv: list[str], runs: int, stdin: bytes = b"") -> float:

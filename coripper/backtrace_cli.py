@@ -2,7 +2,7 @@
 
 DIR is a problem directory: its ``coredump`` (or ``coredump.zst``), ``executable``, ``rootdir`` and
 ``container_rootfs`` elements are read (never written: saving the elements is
-the collectors' job, through :func:`coripper.backtrace.backtrace_elements`). The root the crash
+the collectors' job, through :func:`coripper.unwinder.backtrace.backtrace_elements`). The root the crash
 saw (``--rootdir``, ``rootdir``, ``container_rootfs``) is opened as a :class:`RootFS`: no symlink
 on the way to it is followed, and every file the core names is resolved below it.
 """
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from coripper.errors import CoreFormatError
-from coripper.rootfs import RegularFile, RootFS
+from coripper.unwinder.rootfs import RegularFile, RootFS
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,7 +71,7 @@ def _core_element(directory: RootFS, name: str) -> RegularFile:
         core = directory.open_file("coredump.zst")
     except OSError:
         raise CoreFormatError(f"{name}: no coredump or coredump.zst element") from None
-    from coripper.compressed import HEAD_SIZE, detect_compression
+    from coripper.minimizer.compressed import HEAD_SIZE, detect_compression
     if detect_compression(core.pread(0, HEAD_SIZE)) != "zstd":
         core.close()
         raise CoreFormatError(f"{packed}: not zstd data (bad magic)")
@@ -79,7 +79,7 @@ def _core_element(directory: RootFS, name: str) -> RegularFile:
 
 
 def _open_root(rootdir: str, what: str) -> RootFS:
-    """``rootdir`` opened as the process's root, following no symlink (coripper.rootfs)."""
+    """``rootdir`` opened as the process's root, following no symlink (coripper.unwinder.rootfs)."""
     try:
         return RootFS.open(rootdir)
     except OSError as exc:
@@ -130,8 +130,8 @@ def _dir_fd(path: str) -> Iterator[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``crashkit backtrace``."""
-    from coripper.backtrace import core_backtrace
-    from coripper.compressed import seekable_core
+    from coripper.unwinder.backtrace import core_backtrace
+    from coripper.minimizer.compressed import seekable_core
 
     target = args.core
     notes: list[str] = []

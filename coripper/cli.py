@@ -12,10 +12,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
-from .compressed import detect_compression, minimize_compressed, peek_head
-from .elfcore import ELFMAG
+from .minimizer.compressed import detect_compression, minimize_compressed, peek_head
+from .minimizer.elfcore import ELFMAG
 from .errors import CoreFormatError, CoripperError
-from .stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
+from .minimizer.stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
 
 _SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -225,7 +225,7 @@ def _quiet_stdout() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit status (0 ok, 1 best-effort output from a damaged core)."""
-    from .info import format_json, format_text
+    from .minimizer.info import format_json, format_text
 
     if sys.stdout is None and (args.info or not args.output):
         raise CoripperError("standard output is closed")

@@ -1,8 +1,8 @@
-"""Fuzz coripper.inline.parse_aranges: the ``.debug_aranges`` index of the inline-info reader.
+"""Fuzz coripper.unwinder.inline.parse_aranges: the ``.debug_aranges`` index of the inline-info reader.
 
 Input: the bytes of a ``.debug_aranges`` section.
 
-Contract checked (coripper/inline.py: "Bad or missing DWARF gives empty answers, never an
+Contract checked (coripper/unwinder/inline.py: "Bad or missing DWARF gives empty answers, never an
 exception"; ``parse_aranges``: "Stops quietly at the first malformed set"):
 
 * ``parse_aranges`` never raises (no exception type allowed);
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 with atheris.instrument_imports(include=["coripper"]):
-    from coripper.inline import parse_aranges  # noqa: E402
+    from coripper.unwinder.inline import parse_aranges  # noqa: E402
 
 TARGET = "aranges"
 

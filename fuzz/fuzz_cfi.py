@@ -1,4 +1,4 @@
-"""Fuzz coripper.cfi: ``.eh_frame`` (+ ``.eh_frame_hdr``), ``.debug_frame`` and DWARF expressions.
+"""Fuzz coripper.unwinder.cfi: ``.eh_frame`` (+ ``.eh_frame_hdr``), ``.debug_frame`` and DWARF expressions.
 
 Input layout (so that real sections make good seeds)::
 
@@ -9,7 +9,7 @@ Input layout (so that real sections make good seeds)::
     bytes 13..20  link-time address of .eh_frame_hdr
     then          H bytes of .eh_frame_hdr, the rest is the section (or the expression)
 
-Contract checked (coripper/cfi.py module docstring; coripper/unwind.py and modules.py catch
+Contract checked (coripper/unwinder/cfi.py module docstring; coripper/unwinder/unwind.py and modules.py catch
 exactly ``CfiError`` around these calls):
 
 * building a ``CfiTable`` (``from_eh_frame``, ``from_debug_frame``) raises nothing: a bad
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 with atheris.instrument_imports(include=["coripper"]):
-    from coripper import cfi, dwarfexpr  # noqa: E402
+    from coripper.unwinder import cfi, dwarfexpr  # noqa: E402
 
 TARGET = "cfi"
 HEAD = struct.Struct("<BIQQ")

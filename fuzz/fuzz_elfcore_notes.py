@@ -1,10 +1,10 @@
-"""Fuzz coripper.elfcore: ELF header, program headers, notes, NT_FILE/prstatus/auxv/... and build-id.
+"""Fuzz coripper.minimizer.elfcore: ELF header, program headers, notes, NT_FILE/prstatus/auxv/... and build-id.
 
 Input: arbitrary bytes, used three ways: as a whole core (header, phdrs, then the PT_NOTE
 segments it names), as one PT_NOTE segment's contents, and as the first page of a mapped
 module (:func:`parse_module_header`).
 
-Contract checked (docs/internal-apis.md, coripper/elfcore.py docstrings):
+Contract checked (docs/internal-apis.md, coripper/minimizer/elfcore.py docstrings):
 
 * ``parse_elf_header`` raises only ``CoreFormatError`` or ``UnsupportedCoreError``;
 * ``parse_program_headers``, ``iter_notes``, ``parse_notes``, ``parse_core_notes``,
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 with atheris.instrument_imports(include=["coripper"]):
-    from coripper import elfcore  # noqa: E402
+    from coripper.minimizer import elfcore  # noqa: E402
     from coripper.errors import CoreFormatError, UnsupportedCoreError  # noqa: E402
 
 TARGET = "elfcore_notes"

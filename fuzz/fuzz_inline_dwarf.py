@@ -1,8 +1,8 @@
-"""Fuzz coripper.inline.DwarfIndex: inline chains, function names and call sites from DWARF.
+"""Fuzz coripper.unwinder.inline.DwarfIndex: inline chains, function names and call sites from DWARF.
 
 Input: an ELF file with DWARF (the seeds are tests/programs/crasher.c built with ``-g``).
 
-Contract checked (coripper/inline.py: "Bad or missing DWARF gives empty answers, never an
+Contract checked (coripper/unwinder/inline.py: "Bad or missing DWARF gives empty answers, never an
 exception"):
 
 * opening the DWARF with pyelftools may raise anything (``index_for`` catches every
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 with atheris.instrument_imports(include=["coripper"]):
-    from coripper.inline import DwarfIndex  # noqa: E402
+    from coripper.unwinder.inline import DwarfIndex  # noqa: E402
 
 TARGET = "inline_dwarf"
 # Link-time pcs of the crasher's .text (PIE, starting near 0x1000) and a few outside it.
@@ -38,7 +38,7 @@ PCS = (0x1100, 0x1139, 0x1189, 0x11F0, 0x1209, 0x1215, 0x1230, 0x1290, 0x1300, 0
 
 
 def open_dwarf(data: bytes) -> Any:
-    """pyelftools' DWARF of ``data`` as coripper.inline opens it, or None."""
+    """pyelftools' DWARF of ``data`` as coripper.unwinder.inline opens it, or None."""
     from elftools.elf.elffile import ELFFile
 
     try:

@@ -1,9 +1,9 @@
-"""Fuzz coripper.stream: a whole core through ``minimize_stream`` and ``minimize_file``.
+"""Fuzz coripper.minimizer.stream: a whole core through ``minimize_stream`` and ``minimize_file``.
 
 Input: the bytes of an ELF core. Its length picks the options (hash algorithm, stack limit) so
 that every input exercises one combination deterministically.
 
-Contract checked (docs/internal-apis.md "coripper.stream", tests/coripper/test_hostile.py):
+Contract checked (docs/internal-apis.md "coripper.minimizer.stream", tests/coripper/test_hostile.py):
 
 * both functions raise only ``CoreFormatError`` or ``UnsupportedCoreError`` (with a message);
 * ``minimize_stream`` reads its input to EOF, whatever happens;
@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 with atheris.instrument_imports(include=["coripper"]):
-    from coripper.elfcore import PHDR_SIZE, PT_LOAD, parse_elf_header, parse_program_headers  # noqa: E402
+    from coripper.minimizer.elfcore import PHDR_SIZE, PT_LOAD, parse_elf_header, parse_program_headers  # noqa: E402
     from coripper.errors import CoreFormatError, UnsupportedCoreError  # noqa: E402
-    from coripper.stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream  # noqa: E402
+    from coripper.minimizer.stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream  # noqa: E402
 
 TARGET = "minimize_stream"
 REFUSED = (CoreFormatError, UnsupportedCoreError)

@@ -91,7 +91,7 @@ def _open_core(directory: str) -> tuple[BinaryIO, str, dict[str, Any]]:
 def _decompressed(src: BinaryIO, name: str) -> Iterator[bytes]:
     """The core's bytes, decompressed if its magic number says so (:class:`DebugError` for
     data that is neither an ELF core nor compressed, or corrupt)."""
-    from coripper.compressed import HEAD_SIZE, detect_compression
+    from coripper.minimizer.compressed import HEAD_SIZE, detect_compression
 
     head = src.read(HEAD_SIZE)
     kind = detect_compression(head)
@@ -102,7 +102,7 @@ def _decompressed(src: BinaryIO, name: str) -> Iterator[bytes]:
         while chunk := src.read(CHUNK):
             yield chunk
         return
-    from coripper.compressed import DecompressingReader
+    from coripper.minimizer.compressed import DecompressingReader
 
     src.seek(0)
     reader = DecompressingReader(src, kind)
@@ -202,14 +202,14 @@ def crash_root(extra: dict[str, Any], rootdir: str | None) -> tuple[str | None, 
 
 def executable_path(root: str | None, exe: str | None) -> str:
     """The host path of the crashed executable, resolved below *root* without leaving it
-    (:class:`coripper.rootfs.RootFS`); :class:`DebugError` when there is none."""
+    (:class:`coripper.unwinder.rootfs.RootFS`); :class:`DebugError` when there is none."""
     if exe is None:
         raise DebugError("the crash names no executable (no executable element)")
     if root is None:
         if not os.path.isfile(exe):
             raise DebugError(f"executable {escape(exe)} not found (deleted or upgraded since the crash?)")
         return exe
-    from coripper.rootfs import RootFS
+    from coripper.unwinder.rootfs import RootFS
 
     try:
         with RootFS.open(root) as fs:

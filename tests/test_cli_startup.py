@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from cli_startup import make_spool  # noqa: E402
 
 HEAVY = {"json", "dataclasses", "inspect", "logging", "subprocess", "typing", "elftools", "zstandard",
-         "requests", "coripper.backtrace", "coripper.stream", "collectors.oops.parse",
+         "requests", "coripper.unwinder.backtrace", "coripper.minimizer.stream", "collectors.oops.parse",
          "reporter.server.app", "tomllib", "sqlalchemy", "fastapi"}
 
 

@@ -22,7 +22,7 @@ import pytest
 from collectors.oops.parse import scan_text
 from collectors.oops.sources.kmsg_records import kmsg_lines, parse_kmsg_record
 from collectors.oops.sources.pstore_records import MAX_RECORD_BYTES, inflate_pstore
-from coripper.inline import DwarfIndex, parse_aranges
+from coripper.unwinder.inline import DwarfIndex, parse_aranges
 from reporter.elements import iso_date, parse_iso_date
 from reporter.reported_to import format_result, parse_line
 

@@ -307,7 +307,7 @@ def python_exe() -> str:
 @pytest.fixture(scope="module")
 def minimize() -> Callable[[Path, Path], Path]:
     """Minimize a core file (coripper's file mode) into ``out``; returns ``out``."""
-    from coripper.stream import minimize_file
+    from coripper.minimizer.stream import minimize_file
 
     def run(core: Path, out: Path) -> Path:
         with open(core, "rb") as src, open(out, "wb") as dst:

@@ -6,7 +6,7 @@ snapshot first (the process is only guaranteed to exist until we drain the pipe)
 the hook's own crashes, ignore non-core signals and ``ignored_paths``, crash-loop limit,
 free-space floor; then ``ccpp-<date>-<pid>.new`` is filled (:mod:`.elements`, then the core
 via :mod:`.coredump`) and renamed. Any failure after the ``.new`` directory exists removes it
-again. Standard library + :mod:`reporter.dumpdir` + :mod:`coripper.stream` only.
+again. Standard library + :mod:`reporter.dumpdir` + :mod:`coripper.minimizer.stream` only.
 """
 
 from __future__ import annotations

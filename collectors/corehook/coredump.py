@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from collectors.corehook.args import HookArgs
     from collectors.corehook.config import HookConfig
-    from coripper.stream import MinimizeOptions, MinimizeReport
+    from coripper.minimizer.stream import MinimizeOptions, MinimizeReport
     from reporter.dumpdir import DumpDir
 
 CHUNK = 1 << 20
@@ -153,7 +153,7 @@ def _report_into(result: CoreResult, report: MinimizeReport) -> None:
 def _minimize_options(cfg: HookConfig) -> MinimizeOptions:
     """coripper options for the hook: hash the input only when ``hash_core`` is set; analyse
     for at most ``analysis_budget`` seconds (0: no budget)."""
-    from coripper.stream import MinimizeOptions
+    from coripper.minimizer.stream import MinimizeOptions
 
     return MinimizeOptions(hash_algorithm="sha256" if cfg.hash_core else None,
                            analysis_budget=cfg.analysis_budget or None)
@@ -162,7 +162,7 @@ def _minimize_options(cfg: HookConfig) -> MinimizeOptions:
 def analyse_only(stdin_fd: int, result: CoreResult, cfg: HookConfig) -> None:
     """Crash site of the core on *stdin_fd* into *result* without saving it; drains stdin."""
     from coripper.errors import CoripperError
-    from coripper.stream import minimize_stream
+    from coripper.minimizer.stream import minimize_stream
 
     src = open(stdin_fd, "rb", buffering=0, closefd=False)
     try:
@@ -176,7 +176,7 @@ def analyse_only(stdin_fd: int, result: CoreResult, cfg: HookConfig) -> None:
 def _save_minimized(dd: DumpDir, stdin_fd: int, cap: int | None, cfg: HookConfig,
                     result: CoreResult) -> None:
     from coripper.errors import CoripperError
-    from coripper.stream import minimize_stream
+    from coripper.minimizer.stream import minimize_stream
 
     src = open(stdin_fd, "rb", buffering=0, closefd=False)
     writer = dd.open_element_writer("coredump")
@@ -232,7 +232,7 @@ def _save_full(dd: DumpDir, stdin_fd: int, cap: int | None, cfg: HookConfig,
 def _analyse_saved(dd: DumpDir, name: str, result: CoreResult, cfg: HookConfig) -> None:
     """Crash site of a saved full core (reads headers and notes only)."""
     from coripper.errors import CoripperError
-    from coripper.stream import minimize_file
+    from coripper.minimizer.stream import minimize_file
 
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dd._fd_checked())
     with open(fd, "rb") as f:

@@ -3,7 +3,7 @@
 The duplicate key (abrtd's candidate rule, docs/formats/libreport.md §6.4, plus our signature):
 ``uid``, ``type``, ``executable``, ``container_id`` and a crash signature — the
 ``duphash`` when post-processing computed one, otherwise executable + signal + the crash
-address as an offset in its module (:meth:`coripper.stream.MinimizeReport.crash_site`,
+address as an offset in its module (:meth:`coripper.minimizer.stream.MinimizeReport.crash_site`,
 stable across ASLR). The hook stores the SHA-1 of the key in the ``crash_signature``
 element so later lookups compare one small file instead of re-deriving anything.
 """

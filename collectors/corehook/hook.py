@@ -5,7 +5,7 @@ and waits (``core_pipe_limit``) until it has read the core from stdin. So it: ke
 crashes from recursing (RLIMIT_CORE stays 1: the kernel refuses to pipe-dump a process whose
 limit is 1), arms a hard time limit, never lets an exception escape, always drains stdin,
 always exits 0, and logs one line per crash. Start-up imports stay small: standard library,
-:mod:`reporter.dumpdir`, :mod:`coripper.stream` (see docs/hook.md for measurements).
+:mod:`reporter.dumpdir`, :mod:`coripper.minimizer.stream` (see docs/hook.md for measurements).
 """
 
 from __future__ import annotations

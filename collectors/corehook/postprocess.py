@@ -5,10 +5,10 @@
 1. a confined child (:mod:`collectors.corehook.sandbox`: no imports after start-up, own
    process group, private network, no forks) runs as the crashing user's uid/gid (never
    unwinding a hostile core as root unless the crash was root's) and computes
-   ``core_backtrace``, ``duphash`` and ``crash_function`` with :mod:`coripper.backtrace` from
+   ``core_backtrace``, ``duphash`` and ``crash_function`` with :mod:`coripper.unwinder.backtrace` from
    the core, handed over as an open file descriptor (a ``coredump.zst`` is decompressed
    there, not here); the files the core names are opened below the crash's root directory
-   through a descriptor (:class:`coripper.rootfs.RootFS`), never by chroot; the result comes
+   through a descriptor (:class:`coripper.unwinder.rootfs.RootFS`), never by chroot; the result comes
    back as JSON over a pipe, with a time limit;
 2. the parent (root) writes those elements into the directory;
 3. duplicates are re-checked by duphash (uid, type, executable, container_id, duphash), as
@@ -50,10 +50,10 @@ def _open_core(dd: DumpDir) -> tuple[int, bool] | None:
 def _preload(compressed: bool) -> None:
     """Import everything the child will use, error paths included, while every path of the
     host is readable and before imports are forbidden (:func:`sandbox.forbid_imports`)."""
-    from coripper.backtrace import preload_unwinder
+    from coripper.unwinder.backtrace import preload_unwinder
 
     preload_unwinder()
-    names = ["coripper.compressed", "coripper.stream", "zstandard"] if compressed else []
+    names = ["coripper.minimizer.compressed", "coripper.minimizer.stream", "zstandard"] if compressed else []
     for name in names + ["json.encoder", "json.decoder"]:
         __import__(name)
 
@@ -61,8 +61,8 @@ def _preload(compressed: bool) -> None:
 def _minimized_copy(compressed_fd: int) -> int:
     """The minimized core of a zstd core in an anonymous memory file (a 4 GiB core's
     ~150 KB; the decompressed core is never stored)."""
-    from coripper.compressed import minimize_compressed
-    from coripper.stream import MinimizeOptions
+    from coripper.minimizer.compressed import minimize_compressed
+    from coripper.minimizer.stream import MinimizeOptions
 
     out = os.memfd_create("core", os.MFD_CLOEXEC)
     with open(compressed_fd, "rb", closefd=False) as src, open(out, "wb", closefd=False) as dst:
@@ -73,8 +73,8 @@ def _minimized_copy(compressed_fd: int) -> int:
 
 def _unwind(core_fd: int, compressed: bool, root_fd: int, executable: str | None) -> dict[str, object]:
     """The job of the confined child: the elements from the core, files read below the root."""
-    from coripper.backtrace import core_backtrace
-    from coripper.rootfs import RootFS
+    from coripper.unwinder.backtrace import core_backtrace
+    from coripper.unwinder.rootfs import RootFS
 
     fd = _minimized_copy(core_fd) if compressed else core_fd
     with open(fd, "rb", closefd=fd != core_fd) as core:
@@ -104,9 +104,9 @@ def compute_elements(core_fd: int, executable: str | None, rootdir: str, uid: in
 
     Files are opened below *rootdir* through a directory descriptor opened here, without
     following any symlink on the way to it; inside, the tree's own symlinks resolve inside
-    the tree (:class:`coripper.rootfs.RootFS`). Nothing is chrooted: the child's imports stay
+    the tree (:class:`coripper.unwinder.rootfs.RootFS`). Nothing is chrooted: the child's imports stay
     the host's, and after start-up it cannot import at all."""
-    from coripper.rootfs import RootFS
+    from coripper.unwinder.rootfs import RootFS
 
     try:
         root = RootFS.open(rootdir or "/")

@@ -70,7 +70,7 @@ def _title(reason: str | None, function: str | None, fallback: str) -> str:
 
 def _core_duphash(doc: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """(duphash, crash function, bthash) of satyr core_backtrace / uReport core JSON."""
-    from coripper.backtrace import CoreBacktrace  # pyelftools; only the server pays for it
+    from coripper.unwinder.backtrace import CoreBacktrace  # pyelftools; only the server pays for it
     from coripper.errors import CoripperError
 
     from reporter.server.bthash import bthash

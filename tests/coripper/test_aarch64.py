@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from coripper.elfcore import EM_AARCH64, parse_elf_header
-from coripper.stream import minimize_file, minimize_stream
+from coripper.minimizer.elfcore import EM_AARCH64, parse_elf_header
+from coripper.minimizer.stream import minimize_file, minimize_stream
 
 pytestmark = pytest.mark.slow          # programs run under qemu-user
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from coripper.backtrace import core_backtrace
+from coripper.unwinder.backtrace import core_backtrace
 from test_unwind import assert_matches_gdb
 
 pytestmark = pytest.mark.slow          # programs run under qemu-user
@@ -188,7 +188,7 @@ def test_plt_stub_names_equal_objdump(dyn: dict[str, Path]) -> None:
     objdump = shutil.which("aarch64-linux-gnu-objdump")
     if objdump is None:
         pytest.skip("needs binutils-aarch64-linux-gnu")
-    from coripper.modules import load_tables
+    from coripper.unwinder.modules import load_tables
 
     out = subprocess.run([objdump, "-d", "-j", ".plt", str(dyn["exe"])], capture_output=True,
                          text=True, env=ENV).stdout

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pytest
 
-from coripper.backtrace import CoreBacktrace, core_backtrace
+from coripper.unwinder.backtrace import CoreBacktrace, core_backtrace
 from test_aarch64_dynamic import ENV, SYSROOT, _unlimited, gdb_frames
 from test_unwind import INLINE_FRAME, TAILCALL_FRAME, _readelf_addresses, same_function
 

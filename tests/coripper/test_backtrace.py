@@ -1,4 +1,4 @@
-"""coripper.backtrace: satyr's core_backtrace JSON (byte-exact on satyr's own fixtures), build-ids
+"""coripper.unwinder.backtrace: satyr's core_backtrace JSON (byte-exact on satyr's own fixtures), build-ids
 checked against eu-unstrip, the duphash across ASLR runs, rootdir/build-id mismatch, and the
 ``crashkit backtrace`` command."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from testlib import python_exe
-from coripper.backtrace import CoreBacktrace, backtrace_elements, core_backtrace
+from coripper.unwinder.backtrace import CoreBacktrace, backtrace_elements, core_backtrace
 
 SATYR_DIR = "satyr-problem-dir"
 
@@ -216,7 +216,7 @@ def test_cli_help() -> None:
 def test_truncated_cores_give_an_error_or_a_shorter_backtrace(cores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Cut a real core at every segment start and inside the notes: a CoripperError (headers
     unusable) or a backtrace, never another exception."""
-    from coripper import elfcore
+    from coripper.minimizer import elfcore
     from coripper.errors import CoripperError
     data = cores.standard("threads").core.read_bytes()
     header = elfcore.parse_elf_header(data[:64])

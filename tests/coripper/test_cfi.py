@@ -1,4 +1,4 @@
-"""coripper.cfi: our lazy .eh_frame_hdr/.eh_frame decoder against pyelftools' full decoder, the
+"""coripper.unwinder.cfi: our lazy .eh_frame_hdr/.eh_frame decoder against pyelftools' full decoder, the
 DWARF expression machine on the x86-64 PLT expression, and hostile bytes."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coripper.cfi import CfiTable, RuleKind, read_encoded
-from coripper.dwarfexpr import evaluate
-from coripper.dwarfread import sleb, uleb
+from coripper.unwinder.cfi import CfiTable, RuleKind, read_encoded
+from coripper.unwinder.dwarfexpr import evaluate
+from coripper.unwinder.dwarfread import sleb, uleb
 from coripper.errors import CfiError
 
 LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")

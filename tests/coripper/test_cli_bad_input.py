@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from coripper.errors import CoripperError
-from coripper.stream import minimize_file, minimize_stream
+from coripper.minimizer.stream import minimize_file, minimize_stream
 
 from testlib import crash_through_kernel, require_core_pattern
 from elfwriter import build_core, simple_spec

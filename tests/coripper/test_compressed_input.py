@@ -20,7 +20,7 @@ import blake3
 import pytest
 from test_stream import _without_provenance
 
-from coripper.stream import minimize_file
+from coripper.minimizer.stream import minimize_file
 
 TOOLS = {"zstd": ["zstd", "-q", "-c"], "xz": ["xz", "-0", "-c"], "lz4": ["lz4", "-q", "-c"],
          "gzip": ["gzip", "-1", "-c"], "bzip2": ["bzip2", "-1", "-c"]}
@@ -118,7 +118,7 @@ def test_truncated_compressed_core_gives_a_best_effort_core(reference, tmp_path:
 
 @pytest.mark.parametrize("kind", list(TOOLS))
 def test_garbage_after_a_compression_magic_is_one_line(tmp_path: Path, kind: str) -> None:
-    from coripper.compressed import MAGIC
+    from coripper.minimizer.compressed import MAGIC
     bad = tmp_path / f"bad.{kind}"
     bad.write_bytes(MAGIC[kind] + bytes(range(256)) * 64)
     for argv in ([*CORIPPER, str(bad), "-o", str(tmp_path / "o")],

@@ -164,8 +164,8 @@ def _readelf_crashkit_note(path: Path) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("mode", ["file", "stream"])
 def test_provenance_note_readelf_and_parser(core: Path, tmp_path: Path, mode: str) -> None:
-    from coripper.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
-    from coripper.provenance import find_provenance
+    from coripper.minimizer.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
+    from coripper.minimizer.provenance import find_provenance
 
     out = tmp_path / "small"
     if mode == "file":

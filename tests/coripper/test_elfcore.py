@@ -1,4 +1,4 @@
-"""coripper.elfcore against a real kernel core, with eu-readelf as the independent oracle."""
+"""coripper.minimizer.elfcore against a real kernel core, with eu-readelf as the independent oracle."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coripper.elfcore import (AT_PHDR, PT_NOTE, parse_core_notes, parse_elf_header,
+from coripper.minimizer.elfcore import (AT_PHDR, PT_NOTE, parse_core_notes, parse_elf_header,
                               parse_notes, parse_program_headers, parse_core_notes as _pcn)
 from coripper.errors import CoreFormatError, UnsupportedCoreError
 

@@ -79,5 +79,5 @@ def test_silent_without_logging_configured() -> None:
 
 def test_cfi_errors_are_coripper_errors() -> None:
     assert issubclass(CfiError, CoripperError) and issubclass(CoreFormatError, CoripperError)
-    from coripper import cfi
+    from coripper.unwinder import cfi
     assert cfi.CfiError is CfiError

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coripper.elfcore import PT_LOAD, parse_elf_header, parse_program_headers
+from coripper.minimizer.elfcore import PT_LOAD, parse_elf_header, parse_program_headers
 from coripper.errors import CoripperError, CoreFormatError, UnsupportedCoreError
-from coripper.stream import minimize_file, minimize_stream
+from coripper.minimizer.stream import minimize_file, minimize_stream
 
 from elfwriter import build_core, simple_spec
 

@@ -1,4 +1,4 @@
-"""Inline and tail-call frames (coripper/inline.py) against gdb, on real kernel cores.
+"""Inline and tail-call frames (coripper/unwinder/inline.py) against gdb, on real kernel cores.
 
 The program (data/inline_crash.c) crashes inside three nested always_inline functions (their
 code split into several ranges by a cold path, so DW_AT_ranges are used) or at the end of two
@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_unwind import assert_matches_gdb, gdb_threads  # tests/coripper is on sys.path
 
-from coripper import inline
-from coripper.backtrace import CoreBacktrace, core_backtrace
-from coripper.modules import Module
+from coripper.unwinder import inline
+from coripper.unwinder.backtrace import CoreBacktrace, core_backtrace
+from coripper.unwinder.modules import Module
 
 DATA = Path(__file__).resolve().parent / "data"
 SRC = DATA / "inline_crash.c"

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from coripper import elfcore
-from coripper.backtrace import _read_notes, core_backtrace
-from coripper.coremem import open_core_memory
-from coripper.modules import _executable_from_auxv
-from coripper.rootfs import FileCache, RootFS
+from coripper.minimizer import elfcore
+from coripper.unwinder.backtrace import _read_notes, core_backtrace
+from coripper.unwinder.coremem import open_core_memory
+from coripper.unwinder.modules import _executable_from_auxv
+from coripper.unwinder.rootfs import FileCache, RootFS
 from test_aarch64_dynamic import SYSROOT, dyn  # noqa: F401 - the module-scoped fixture
 
 _NODE = struct.Struct("<QQQQQ")      # l_addr, l_name, l_ld, l_next, l_prev

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from coripper.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
-from coripper.provenance import find_provenance
-from coripper.stream import minimize_file
+from coripper.minimizer.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
+from coripper.minimizer.provenance import find_provenance
+from coripper.minimizer.stream import minimize_file
 
 pytestmark = pytest.mark.root
 

@@ -1,5 +1,5 @@
 """Module files named by a (possibly hostile) core are opened only when they are regular files,
-once per unwind, and only through coripper.rootfs: no plain open() of a path the core names."""
+once per unwind, and only through coripper.unwinder.rootfs: no plain open() of a path the core names."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from coripper import inline, modules, rootfs
-from coripper.backtrace import core_backtrace
-from coripper.regularfile import open_regular
-from coripper.rootfs import RootFS
+from coripper.unwinder import inline, modules, rootfs
+from coripper.unwinder.backtrace import core_backtrace
+from coripper.unwinder.regularfile import open_regular
+from coripper.unwinder.rootfs import RootFS
 
 
 def test_regular_file_opens(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from test_unwind import GDB_SCRIPT, assert_matches_gdb  # tests/coripper is on sys.path
 
-from coripper.backtrace import core_backtrace
-from coripper.modules import load_tables
+from coripper.unwinder.backtrace import core_backtrace
+from coripper.unwinder.modules import load_tables
 
 pytestmark = pytest.mark.skipif(
     platform.machine() != "x86_64" or not all(shutil.which(t) for t in ("gdb", "objdump", "gcc")),

@@ -1,4 +1,4 @@
-"""coripper.rootfs: paths named by a core resolved below a root descriptor, with openat2 and with
+"""coripper.unwinder.rootfs: paths named by a core resolved below a root descriptor, with openat2 and with
 the pure-Python walk (forced by making openat2 answer ENOSYS, as an old kernel does).
 
 Trees are real directories with real symlinks, FIFOs and device nodes; "never opened" is
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from coripper import rootfs
-from coripper.rootfs import FileCache, RootFS
+from coripper.unwinder import rootfs
+from coripper.unwinder.rootfs import FileCache, RootFS
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, chroot, setuid)")
 

@@ -22,8 +22,8 @@ from stored_cores import INLINE_FRAME, PROGRAM_OF, TAILCALL_FRAME, StoredCore, S
 from stored_cores import stored_cores  # noqa: F401 - the fixture
 from test_unwind import _readelf_addresses
 
-from coripper.backtrace import CoreBacktrace, core_backtrace
-from coripper.stream import minimize_file, minimize_stream
+from coripper.unwinder.backtrace import CoreBacktrace, core_backtrace
+from coripper.minimizer.stream import minimize_file, minimize_stream
 
 NAMES = sorted(PROGRAM_OF)
 

@@ -11,11 +11,12 @@ import threading
 
 import blake3
 import pytest
+from testlib import REPO
 
-from coripper.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
+from coripper.minimizer.elfcore import PT_NOTE, parse_elf_header, parse_program_headers
 from coripper.errors import CoreFormatError
-from coripper.provenance import find_provenance
-from coripper.stream import MinimizeOptions, minimize_file, minimize_stream
+from coripper.minimizer.provenance import find_provenance
+from coripper.minimizer.stream import MinimizeOptions, minimize_file, minimize_stream
 
 pytestmark = pytest.mark.root
 
@@ -119,11 +120,34 @@ def test_stream_drains_input_after_a_format_error() -> None:
 
 
 def test_hook_import_closure_is_stdlib_only() -> None:
-    code = ("import sys, coripper.stream; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('elftools', 'zstandard')]; "
-            "print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    """The import rule the layout shows: the crash hook's closure is the standard library,
+    coripper's top level (its exception tree) and the minimizer; never the unwinder, pyelftools
+    or a compression library (python -S: no site-packages noise)."""
+    code = ("import sys; sys.path.insert(0, %r); import collectors.corehook.hook, "
+            "collectors.corehook.capture, coripper.minimizer.stream; "
+            "print(' '.join(sorted(sys.modules)))" % str(REPO))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    stdlib = set(sys.stdlib_module_names) | {"__main__"}
+    assert [m for m in out if m.split(".")[0] not in stdlib
+            and m.split(".")[0] not in ("collectors", "coripper", "reporter")] == []
+    ours = {m for m in out if m.startswith("coripper")}
+    assert "coripper.minimizer.stream" in ours
+    assert ours <= {"coripper", "coripper.errors", "coripper.progress"} | \
+        {m for m in ours if m.startswith("coripper.minimizer.")} | {"coripper.minimizer"}
+
+
+def test_the_minimizer_imports_nothing_of_the_unwinder() -> None:
+    """Every minimizer module, imported alone, loads neither the unwinder nor pyelftools."""
+    names = sorted(p.stem for p in (REPO / "coripper" / "minimizer").glob("*.py"))
+    code = ("import importlib, sys; sys.path.insert(0, %r)\n"
+            "for name in %r:\n"
+            "    importlib.import_module('coripper.minimizer.' + name)\n"
+            "print(' '.join(m for m in sys.modules if m.startswith(('coripper.unwinder', 'elftools'))))"
+            % (str(REPO), names))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert len(names) > 10 and out.strip() == ""
 
 
 # --- --hash none: what is not kept never enters user space ----------------------------------
@@ -237,7 +261,7 @@ def test_hash_none_drains_after_a_format_error_and_bad_algorithm() -> None:
 
 def test_input_pipe_is_enlarged() -> None:
     import fcntl
-    from coripper.stream import PIPE_SIZE_CAP, _grow_pipe
+    from coripper.minimizer.stream import PIPE_SIZE_CAP, _grow_pipe
     with open("/proc/sys/fs/pipe-max-size") as f:
         want = min(int(f.read()), PIPE_SIZE_CAP)
     r, w = os.pipe()

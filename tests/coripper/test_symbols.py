@@ -1,4 +1,4 @@
-"""coripper.symbols against readelf's view of the same symbol tables."""
+"""coripper.unwinder.symbols against readelf's view of the same symbol tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coripper.symbols import SYM, SymbolTable, demangle, parse_symbols
+from coripper.unwinder.symbols import SYM, SymbolTable, demangle, parse_symbols
 
 LIBSTDCXX = Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
 

@@ -23,7 +23,7 @@ prints (inline and tail-call frames included, our ``CoreThread.all_frames()``):
   guess a name the other has not), and when gdb adds ``from LIB`` (a frame in a shared object
   without debug info), our frame's module is that file.
 
-The last tests check the ``.gnu_debuglink`` lookup (coripper/modules.py) the same way: a
+The last tests check the ``.gnu_debuglink`` lookup (coripper/unwinder/modules.py) the same way: a
 stripped program whose DWARF is only in the debug file its debuglink names (in its directory,
 in ``.debug/`` there, or under ``<rootdir>/usr/lib/debug/<dir>``) gets gdb's frames, inline
 frames included; a debug file with the right name but another CRC-32 is refused by both.
@@ -46,8 +46,8 @@ from test_unwind import (  # tests/coripper is on sys.path
     INLINE_FRAME, TAILCALL_FRAME, assert_matches_gdb, gdb_threads, same_function)
 
 from testlib import core_pattern, crash_through_kernel
-from coripper import inline, modules
-from coripper.backtrace import CoreBacktrace, CoreFrame, core_backtrace
+from coripper.unwinder import inline, modules
+from coripper.unwinder.backtrace import CoreBacktrace, CoreFrame, core_backtrace
 
 pytestmark = [pytest.mark.skipif(shutil.which("gdb") is None, reason="needs gdb"),
               pytest.mark.slow]

@@ -5,7 +5,7 @@ API (tests/coripper/data/gdb_frames.py), which gives each frame's type, pc and n
 comparison, frame by frame, for every thread:
 
 * gdb's INLINE_FRAME and TAILCALL_FRAME frames are compared too: ours come from
-  ``CoreThread.all_frames()`` (coripper/inline.py, docs/backtrace.md) and their kind (inline,
+  ``CoreThread.all_frames()`` (coripper/unwinder/inline.py, docs/backtrace.md) and their kind (inline,
   tail call, physical) must be gdb's frame type.
 * the pcs must be equal, and the names must denote the same function: equal, or gdb's DWARF
   name of a C++ function equal to ours without its parameter list, or two ELF symbols at the
@@ -29,11 +29,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coripper import elfcore
-from coripper.backtrace import CoreBacktrace, core_backtrace
-from coripper.coremem import CoreMemory, Segment
-from coripper.modules import ModuleMap
-from coripper.unwind import MAX_FRAMES, X86_64, unwind_thread
+from coripper.minimizer import elfcore
+from coripper.unwinder.backtrace import CoreBacktrace, core_backtrace
+from coripper.unwinder.coremem import CoreMemory, Segment
+from coripper.unwinder.modules import ModuleMap
+from coripper.unwinder.unwind import MAX_FRAMES, X86_64, unwind_thread
 
 DATA = Path(__file__).resolve().parent / "data"
 GDB_SCRIPT = DATA / "gdb_frames.py"
@@ -228,9 +228,9 @@ def test_sigreturn_recognised_by_its_code_without_cfi(cores, tmp_path) -> None: 
     file on disk, as the core has no libc text) and the ucontext on the stack is restored."""
     import dataclasses
 
-    from coripper.backtrace import _read_notes
-    from coripper.coremem import open_core_memory
-    from coripper.modules import ModuleTables, map_modules
+    from coripper.unwinder.backtrace import _read_notes
+    from coripper.unwinder.coremem import open_core_memory
+    from coripper.unwinder.modules import ModuleTables, map_modules
     exe = tmp_path / "in_handler"
     subprocess.run(["gcc", "-g", "-O1", "-o", str(exe), str(DATA / "in_handler.c")], check=True)
     crash = cores.crash("in_handler", [exe])      # cached per session: use its own argv[0]
@@ -271,9 +271,9 @@ class _BytesStream:
 @pytest.fixture(scope="module")
 def real_modules(cores):  # type: ignore[no-untyped-def]
     """Modules (with their real CFI) of the multi-threaded core, and its crash thread's regs."""
-    from coripper.backtrace import _read_notes
-    from coripper.coremem import open_core_memory
-    from coripper.modules import map_modules
+    from coripper.unwinder.backtrace import _read_notes
+    from coripper.unwinder.coremem import open_core_memory
+    from coripper.unwinder.modules import map_modules
     crash = cores.standard("threads")
     with open(crash.core, "rb") as f:
         header, phdrs, mem = open_core_memory(f)

@@ -31,9 +31,9 @@ import pytest
 
 from testlib import REPO, Crash, crash_through_kernel, python_exe, require_core_pattern
 
-from coripper import elfcore
-from coripper.provenance import find_provenance
-from coripper.stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
+from coripper.minimizer import elfcore
+from coripper.minimizer.provenance import find_provenance
+from coripper.minimizer.stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
 
 sys.path.insert(0, str(REPO / "tests" / "coripper"))
 sys.path.insert(0, str(REPO / "tests" / "collectors" / "corehook"))

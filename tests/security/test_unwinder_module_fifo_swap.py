@@ -39,7 +39,7 @@ TIMEOUT = 60.0
 #: Runs one unwind; with PLANTED set, renames it over TARGET right after map_modules returns.
 CHILD = r"""
 import json, os, sys
-import coripper.backtrace as bt
+import coripper.unwinder.backtrace as bt
 core, rootdir, target, planted = sys.argv[1:]
 real = bt.map_modules
 def swap_after(*args, **kwargs):

@@ -1,4 +1,4 @@
-"""An unwind imports nothing after :func:`coripper.backtrace.preload_unwinder`.
+"""An unwind imports nothing after :func:`coripper.unwinder.backtrace.preload_unwinder`.
 
 Issue 15 §1: the post-processing child imports everything first, then empties ``sys.path``
 and ``sys.meta_path`` before it touches a crash's files, so no module planted in a tree can
@@ -23,8 +23,8 @@ from test_unwinder_module_fifo_swap import container_crash  # noqa: F401 - a fix
 
 CHILD = r"""
 import json, sys
-from coripper import rootfs
-from coripper.backtrace import core_backtrace, preload_unwinder
+from coripper.unwinder import rootfs
+from coripper.unwinder.backtrace import core_backtrace, preload_unwinder
 forbid = sys.argv[1] == "forbid"
 jobs = json.loads(sys.argv[2])
 preload_unwinder()
@@ -37,7 +37,7 @@ if forbid:
     sys.meta_path[:] = [Forbid()]
     sys.path[:] = []
     sys.path_importer_cache.clear()
-from coripper.compressed import seekable_core
+from coripper.minimizer.compressed import seekable_core
 results = []
 for core, rootdir, walk in jobs:
     rootfs._openat2_missing = walk

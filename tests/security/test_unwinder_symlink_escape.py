@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from testlib import PROGRAMS_SRC, python_exe
-from coripper import inline, modules
-from coripper.backtrace import CoreBacktrace, core_backtrace
+from coripper.unwinder import inline, modules
+from coripper.unwinder.backtrace import CoreBacktrace, core_backtrace
 from test_unwinder_module_fifo_swap import (  # noqa: F401 - container_crash is a fixture
     CRASH_FRAMES, container_crash, fifo_has_reader, fresh_tree, libc_path)
 
@@ -65,7 +65,7 @@ def test_api_with_a_host_path_rootdir(linked_tree: tuple[Path, Path, Path]) -> N
 
 
 def test_api_with_a_rootfs(linked_tree: tuple[Path, Path, Path]) -> None:
-    from coripper.rootfs import RootFS
+    from coripper.unwinder.rootfs import RootFS
     tree, core, fifo = linked_tree
     modules.clear_cache()
     inline.clear_cache()

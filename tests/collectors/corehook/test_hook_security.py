@@ -248,7 +248,7 @@ def test_reason_is_one_line_whatever_the_comm() -> None:
 def test_unwinder_files_are_confined_to_a_foreign_root(tmp_path: Path) -> None:
     # What root inside a container (or a chroot's owner) can plant in its tree: an absolute
     # symlink to a host file, a device node (no device cgroup applies to a host process).
-    from coripper.rootfs import RootFS
+    from coripper.unwinder.rootfs import RootFS
 
     root = tmp_path / "rootfs"
     (root / "bin").mkdir(parents=True)

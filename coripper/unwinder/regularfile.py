@@ -1,12 +1,12 @@
 """Opening a host file named by a core without trusting it: a thin wrapper over
-:class:`coripper.rootfs.RootFS` (the unwinder itself opens through a RootFS and a FileCache)."""
+:class:`coripper.unwinder.rootfs.RootFS` (the unwinder itself opens through a RootFS and a FileCache)."""
 
 from __future__ import annotations
 
 import os
 from typing import BinaryIO
 
-from coripper.rootfs import RootFS
+from coripper.unwinder.rootfs import RootFS
 
 
 def open_regular(path: str) -> BinaryIO:

@@ -1,6 +1,6 @@
-"""The minimizer's engine: one forward pass over a :class:`~coripper.streamin.Source`.
+"""The minimizer's engine: one forward pass over a :class:`~coripper.minimizer.streamin.Source`.
 
-Standard library only (the crash hook imports it through :mod:`coripper.stream`). Both modes
+Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). Both modes
 run this same engine (the file mode's source merely seeks over the gaps), so they make the same
 decisions; see docs/coripper.md.
 """
@@ -11,13 +11,13 @@ import bisect
 import struct
 from typing import Any, BinaryIO
 
-from . import __version__
+from .. import __version__
 from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR, DT_DEBUG, EHDR_SIZE, ET_DYN, PF_R, PF_W,
                       PHDR_SIZE, PN_XNUM, PT_DYNAMIC, PT_LOAD, PT_NOTE, PT_PHDR, CoreNotes,
                       ModuleSummary, Note, ProgramHeader, parse_core_notes, parse_dynamic,
                       parse_elf_header, parse_module_summary, parse_notes,
                       parse_program_headers)
-from .errors import CoreFormatError
+from ..errors import CoreFormatError
 from .layout import Plan, Want, merge_ranges, page_down, page_up, plan_keep
 from .linkmap import LinkEntry, build_link_map, build_r_debug
 from .provenance import build_provenance, find_provenance
@@ -42,7 +42,7 @@ class Engine:
     executable's program headers and dynamic section), then synthesize the link map.
 
     Linear in the headers (up to sorting): nothing is looked up by scanning every mapping,
-    segment or want (see :mod:`coripper.streamindex`). ``options.analysis_budget`` bounds the
+    segment or want (see :mod:`coripper.minimizer.streamindex`). ``options.analysis_budget`` bounds the
     time spent analysing; past it the rest of the input is drained, not copied."""
 
     def __init__(self, source: Source, sink: BinaryIO, options: MinimizeOptions, mode: str) -> None:

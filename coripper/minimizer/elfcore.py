@@ -1,6 +1,6 @@
 """Pure parsing of 64-bit little-endian ELF core files: header, program headers and notes.
 
-Standard library only (the crash hook imports it through :mod:`coripper.stream`). Every function
+Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). Every function
 takes bytes and returns frozen dataclasses; nothing here opens files.
 
 Layouts are the kernel's (``include/uapi/linux/elfcore.h``, ``fs/binfmt_elf.c``) for x86_64 and
@@ -16,7 +16,7 @@ from itertools import islice
 from types import MappingProxyType
 from typing import NamedTuple
 
-from .errors import CoreFormatError, UnsupportedCoreError
+from ..errors import CoreFormatError, UnsupportedCoreError
 
 # --- constants (names as in elf.h) ---------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from elftools.dwarf.dwarf_expr import DW_OP_name2opcode as _OPCODES
 
-from coripper.dwarfread import MASK64, sleb, uleb, unpack
+from coripper.unwinder.dwarfread import MASK64, sleb, uleb, unpack
 from coripper.errors import CfiError
 
 MAX_EXPR_STEPS = 1000

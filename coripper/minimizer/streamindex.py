@@ -1,6 +1,6 @@
 """Indexes the minimizer builds once, so that each step is linear in the core's headers.
 
-Standard library only (the crash hook imports it through :mod:`coripper.stream`). A core may
+Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). A core may
 hold ~65,530 mappings (``vm.max_map_count``) and as many program headers: the questions the
 engine asks per mapping or per segment (which watched pages does this chunk feed, where does
 this module end, why was this range kept) are answered here by bisection and sweeps over

@@ -1,6 +1,6 @@
 """Forward-only input of the minimizer: a stream (pipe, stdin) or a seekable file.
 
-Standard library only (the crash hook imports it through :mod:`coripper.stream`). A
+Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). A
 :class:`Source` delivers the core in offset order; what is not kept is skipped as cheaply as the
 input allows (splice(2) to /dev/null, lseek, or seek), optionally hashing everything on the way.
 """

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from elftools.dwarf import constants as _dwarf
 
-from coripper.dwarfread import MASK64, sleb, uleb, unpack
+from coripper.unwinder.dwarfread import MASK64, sleb, uleb, unpack
 from coripper.errors import CfiError
 
 __all__ = ["CfiError", "CfiTable", "Cie", "Fde", "FrameSection", "Row", "Rule", "RuleKind",

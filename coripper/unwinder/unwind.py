@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from coripper.cfi import Row, RuleKind
-from coripper.coremem import CoreMemory
-from coripper.dwarfexpr import evaluate
+from coripper.unwinder.cfi import Row, RuleKind
+from coripper.unwinder.coremem import CoreMemory
+from coripper.unwinder.dwarfexpr import evaluate
 from coripper.errors import CfiError
-from coripper.modules import Module, ModuleMap
+from coripper.unwinder.modules import Module, ModuleMap
 
 MAX_FRAMES = 256
 MASK64 = (1 << 64) - 1

@@ -1,7 +1,7 @@
 """DWARF's primitive encodings (LEB128, fixed-size little-endian integers), bounds-checked.
 
-Shared by the CFI decoder (:mod:`coripper.cfi`) and the expression machine
-(:mod:`coripper.dwarfexpr`). A read past the end raises :class:`CfiError`, never
+Shared by the CFI decoder (:mod:`coripper.unwinder.cfi`) and the expression machine
+(:mod:`coripper.unwinder.dwarfexpr`). A read past the end raises :class:`CfiError`, never
 ``IndexError`` or ``struct.error``.
 """
 

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, TypeAlias, cast
 
 from elftools.common.exceptions import DWARFError
 
-from coripper.elfinput import ELF_INPUT_ERRORS
+from coripper.unwinder.elfinput import ELF_INPUT_ERRORS
 from coripper.errors import capture_internal_exceptions
-from coripper.modules import Module
-from coripper.rootfs import RegularFile
+from coripper.unwinder.modules import Module
+from coripper.unwinder.rootfs import RegularFile
 
 if TYPE_CHECKING:
     from elftools.dwarf.compileunit import CompileUnit
@@ -476,7 +476,7 @@ def _open_dwarf(file: RegularFile) -> DWARFInfo | None:
         def get_section_by_name(self, name: str) -> Section | None:
             return None if name in _UNUSED_SECTIONS else super().get_section_by_name(name)
 
-    # the module's one descriptor, opened below the process's root (coripper.rootfs)
+    # the module's one descriptor, opened below the process's root (coripper.unwinder.rootfs)
     with file.stream() as f:
         elf = _DwarfOnly(f)
         sec = elf.get_section_by_name(".debug_info")

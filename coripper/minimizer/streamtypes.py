@@ -1,6 +1,6 @@
 """What the minimizer takes and returns: :class:`MinimizeOptions`, :class:`MinimizeReport`.
 
-Standard library only (the crash hook imports it through :mod:`coripper.stream`, which
+Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`, which
 re-exports every name here).
 """
 
@@ -18,7 +18,7 @@ class MinimizeOptions:
     keep_ranges: tuple[tuple[int, int], ...] = ()
     hash_algorithm: str | None = "blake3"        # stream mode: hash of the input ("blake3",
                                                  # "sha256"), or None
-    source_compression: str | None = None        # set by coripper.compressed: what the input
+    source_compression: str | None = None        # set by coripper.minimizer.compressed: what the input
                                                  # was decompressed from (provenance only)
     analysis_budget: float | None = None         # seconds of analysis (I/O waits not counted);
                                                  # past it the rest is drained, not copied, and

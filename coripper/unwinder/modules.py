@@ -3,8 +3,8 @@ of a file read as data are not modules), load bias and build-id, the file on dis
 ``rootdir``), its separate debug file (by build-id, else ``.gnu_debuglink``), and their
 CFI/symbol tables (with the ``name@plt`` symbols BFD synthesises for PLT stubs).
 
-Every file is opened once, below the process's root (:class:`coripper.rootfs.RootFS`, through
-one :class:`~coripper.rootfs.FileCache` per unwind): the module's one descriptor serves its
+Every file is opened once, below the process's root (:class:`coripper.unwinder.rootfs.RootFS`, through
+one :class:`~coripper.unwinder.rootfs.FileCache` per unwind): the module's one descriptor serves its
 build-id, its tables, its DWARF and the memory reads it backs.
 
 The build-id comes from the module's first page in the core when the core has it (the kernel
@@ -22,14 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-from coripper import elfcore
-from coripper.cfi import CfiTable, Row
-from coripper.coremem import CoreMemory, FileBacking
-from coripper.debugfiles import find_debug_file
+from coripper.minimizer import elfcore
+from coripper.unwinder.cfi import CfiTable, Row
+from coripper.unwinder.coremem import CoreMemory, FileBacking
+from coripper.unwinder.debugfiles import find_debug_file
 from coripper.errors import CfiError, CoripperError, capture_internal_exceptions
-from coripper.plt import plt_symbols
-from coripper.rootfs import FileCache, RegularFile, RootFS
-from coripper.symbols import Symbol, SymbolTable, parse_symbols
+from coripper.unwinder.plt import plt_symbols
+from coripper.unwinder.rootfs import FileCache, RegularFile, RootFS
+from coripper.unwinder.symbols import Symbol, SymbolTable, parse_symbols
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile

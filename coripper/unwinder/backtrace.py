@@ -1,11 +1,11 @@
 """satyr's ``core_backtrace`` from an ELF core, its duplicate hash and crash function.
 
-:func:`core_backtrace` unwinds every thread (:mod:`coripper.unwind`) and names each frame from
+:func:`core_backtrace` unwinds every thread (:mod:`coripper.unwinder.unwind`) and names each frame from
 the module's symbols. :class:`CoreBacktrace` renders satyr's JSON layout byte for byte (satyr
 ``sr_core_stacktrace_to_json``: leading-comma style, 4-space key indent) and parses it back.
 The duphash and the normalization it applies are described in docs/backtrace.md.
 
-Every file the unwinder reads is opened below the process's root (:mod:`coripper.rootfs`); the
+Every file the unwinder reads is opened below the process's root (:mod:`coripper.unwinder.rootfs`); the
 notes it reads are bounded (:func:`read_core_notes`), whatever the core's headers claim.
 """
 
@@ -20,16 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
-from coripper import elfcore
-from coripper.coremem import CoreMemory, open_core_memory
+from coripper.minimizer import elfcore
+from coripper.unwinder.coremem import CoreMemory, open_core_memory
 from coripper.errors import CoreFormatError, UnsupportedCoreError, UnwindError
-from coripper.inline import CallTarget, function_name, inline_names, tail_call_chain
-from coripper.modules import VDSO_PATH, Module, ModuleMap, map_modules
-from coripper.rootfs import FileCache, RootFS
-from coripper.rootfs import preload as rootfs_preload
-from coripper.streamengine import MAX_NOTES
-from coripper.symbols import demangle
-from coripper.unwind import ARCHES, MAX_FRAMES, Arch, ThreadStack, unwind_thread
+from coripper.unwinder.inline import CallTarget, function_name, inline_names, tail_call_chain
+from coripper.unwinder.modules import VDSO_PATH, Module, ModuleMap, map_modules
+from coripper.unwinder.rootfs import FileCache, RootFS
+from coripper.unwinder.rootfs import preload as rootfs_preload
+from coripper.minimizer.streamengine import MAX_NOTES
+from coripper.unwinder.symbols import demangle
+from coripper.unwinder.unwind import ARCHES, MAX_FRAMES, Arch, ThreadStack, unwind_thread
 
 DUPHASH_FRAMES = 3
 
@@ -388,7 +388,7 @@ def core_backtrace(core: str | os.PathLike[str] | BinaryIO, *, rootdir: str | Ro
 
     ``rootdir`` is the root the process saw: a :class:`RootFS`, or a host directory (opened
     with :meth:`RootFS.open`, which refuses a symlink on the way to it). Every file the core
-    names (modules, debug files) is resolved below it (:mod:`coripper.rootfs`).
+    names (modules, debug files) is resolved below it (:mod:`coripper.unwinder.rootfs`).
     ``executable`` overrides where the main program is found and its name: a path below
     ``executable_root`` if given, else below a :class:`RootFS` ``rootdir``; with a ``str``
     rootdir it is a host path, as it always was. The caller keeps ownership of the RootFS.
@@ -581,9 +581,9 @@ def backtrace_elements(coredump_path: str, executable: str | None = None,
 
 #: pyelftools modules never imported by an unwind (the construct debugger pulls in pdb).
 _NOT_PRELOADED = frozenset({"elftools.construct.debug"})
-#: Imported lazily on some paths: compressed cores (coripper.compressed and its decoders), the
+#: Imported lazily on some paths: compressed cores (coripper.minimizer.compressed and its decoders), the
 #: C++ demangler (which loads libstdc++ when imported) and the log of a swallowed error.
-_LAZY_MODULES = ("coripper.compressed", "zstandard", "lzma", "lz4.frame", "gzip", "bz2",
+_LAZY_MODULES = ("coripper.minimizer.compressed", "zstandard", "lzma", "lz4.frame", "gzip", "bz2",
                  "cxxfilt", "logging")
 
 

@@ -4,7 +4,7 @@ Reads go to the core file (seek + read, nothing mapped whole). Bytes a segment c
 memory but not in the file (``p_memsz > p_filesz``) are supplied, like gdb does, from the file
 backing that address (an ``NT_FILE`` mapping, when the segment is not writable) and otherwise
 read as zeros. Addresses outside every segment are missing: :meth:`CoreMemory.read` returns None.
-The backing files come open (:class:`coripper.rootfs.RegularFile`, opened by the module
+The backing files come open (:class:`coripper.unwinder.rootfs.RegularFile`, opened by the module
 mapper below the process's root); this module never opens a path.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from coripper import elfcore
+from coripper.minimizer import elfcore
 from coripper.errors import CoreFormatError
-from coripper.rootfs import RegularFile
+from coripper.unwinder.rootfs import RegularFile
 
 PF_W = 2
 

@@ -1,7 +1,7 @@
 """Compressed cores: systemd-coredump's ``.zst``/``.xz``/``.lz4`` files, our ``coredump.zst``.
 
 A compressed core is read as a stream: it is decompressed on the fly and minimized in one pass
-(:func:`coripper.stream.minimize_stream`), so a 4 GiB core never lands on disk decompressed.
+(:func:`coripper.minimizer.stream.minimize_stream`), so a 4 GiB core never lands on disk decompressed.
 Where random access is needed (the unwinder), :func:`seekable_core` gives the *minimized* core
 in an anonymous temporary file: it holds everything a backtrace reads (docs/coripper.md).
 
@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
-from .errors import CoreFormatError
+from ..errors import CoreFormatError
 from .stream import MinimizeOptions, MinimizeReport, minimize_stream
 
 #: Magic numbers, as file(1) knows them; the longest is 6 bytes.

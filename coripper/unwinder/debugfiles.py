@@ -2,7 +2,7 @@
 ``/usr/lib/debug/.build-id``, else by the ``.gnu_debuglink`` name and CRC-32.
 
 Every candidate is a path below the process's root, opened through the unwind's
-:class:`~coripper.rootfs.FileCache` (so a link in the tree cannot lead out of it, and nothing
+:class:`~coripper.unwinder.rootfs.FileCache` (so a link in the tree cannot lead out of it, and nothing
 but a regular file is read); the file found is returned open.
 """
 
@@ -12,7 +12,7 @@ import os
 import struct
 import zlib
 
-from coripper.rootfs import FileCache, RegularFile
+from coripper.unwinder.rootfs import FileCache, RegularFile
 
 _CACHE_LIMIT = 512
 

@@ -502,7 +502,7 @@ class FileCache:
 
 def preload() -> None:
     """Load libc and look up the functions used through ctypes now (before imports are
-    forbidden, see :func:`coripper.backtrace.preload_unwinder`)."""
+    forbidden, see :func:`coripper.unwinder.backtrace.preload_unwinder`)."""
     libc = _get_libc()
     for name in ("syscall", "fstatfs"):
         getattr(libc, name)

@@ -1,6 +1,6 @@
 """The minimizer's analysis clock: wall-clock time spent analysing, apart from I/O waits.
 
-Standard library only (the crash hook imports it through :mod:`coripper.stream`). The budget
+Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). The budget
 (``MinimizeOptions.analysis_budget``) counts the engine's whole run *minus* the time spent
 waiting on the input (reading, splicing, seeking: the kernel writing its core at its own pace)
 and on the output (writing kept data). So a big core streaming in slowly never uses it up, and

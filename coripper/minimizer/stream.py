@@ -1,10 +1,10 @@
 """Core minimizer: single-pass stream mode and seek-only-what-is-kept file mode.
 
 Standard library only: the crash hook imports this module. Both modes run the same engine
-(:mod:`coripper.streamengine`) over a *forward-only* source (:mod:`coripper.streamin`: the file
+(:mod:`coripper.minimizer.streamengine`) over a *forward-only* source (:mod:`coripper.minimizer.streamin`: the file
 mode merely seeks instead of reading the gaps), so they make the same decisions and write
 byte-identical cores apart from the provenance note's ``mode`` and ``digest`` (see
-docs/coripper.md). Output goes in place or through a spool (:mod:`coripper.streamout`).
+docs/coripper.md). Output goes in place or through a spool (:mod:`coripper.minimizer.streamout`).
 """
 
 from __future__ import annotations

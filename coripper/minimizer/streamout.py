@@ -1,6 +1,6 @@
 """Output of the minimizer: write in place when the destination allows, else spool.
 
-Standard library only (the crash hook imports it through :mod:`coripper.stream`). The core
+Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). The core
 writer patches the ELF header and program headers after the data, so it needs a seekable sink;
 a pipe or an append-only file gets a spool holding only the kept data, copied at the end.
 """

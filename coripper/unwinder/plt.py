@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from coripper.symbols import SYM, STB_LOCAL, Symbol
+from coripper.unwinder.symbols import SYM, STB_LOCAL, Symbol
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
@@ -45,7 +45,7 @@ def _dynsym_name(symtab: bytes, strtab: bytes, index: int) -> str | None:
 def _aarch64_plt_symbols(elf: ELFFile) -> list[Symbol]:
     """``name@plt`` for each aarch64 PLT stub, as gdb (BFD's synthetic symbols) names them:
     a 32-byte PLT0, then one 16-byte stub per ``.rela.plt`` entry, in order. ld emits no CFI
-    for ``.plt`` there, so a thread stopped in a stub is unwound through lr (coripper/unwind.py)."""
+    for ``.plt`` there, so a thread stopped in a stub is unwound through lr (coripper/unwinder/unwind.py)."""
     plt, rela = elf.get_section_by_name(".plt"), elf.get_section_by_name(".rela.plt")
     dynsym = elf.get_section_by_name(".dynsym")
     if plt is None or rela is None or dynsym is None or plt["sh_type"] == "SHT_NOBITS":
