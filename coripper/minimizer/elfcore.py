@@ -51,6 +51,8 @@ PHDR_SIZE = 56
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
 _NHDR = struct.Struct("<III")
+#: ``Elf64_Nhdr``: namesz, descsz, type.
+NHDR_SIZE = _NHDR.size
 
 #: x86_64 ``struct user_regs_struct`` (arch/x86/include/asm/user_64.h), in order.
 X86_64_REGS = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx",
@@ -285,9 +287,9 @@ def iter_notes(data: bytes, *, align: int = 4) -> Iterator[Note]:
     mv = memoryview(data)
     off = 0
     size = len(data)
-    while off + 12 <= size:
+    while off + NHDR_SIZE <= size:
         namesz, descsz, n_type = _NHDR.unpack_from(mv, off)
-        name_off = off + 12
+        name_off = off + NHDR_SIZE
         desc_off = name_off + pad(namesz)
         end = desc_off + pad(descsz)
         if desc_off + descsz > size:
@@ -302,17 +304,20 @@ def parse_notes(data: bytes, limit: int | None = None) -> tuple[tuple[Note, ...]
     about trailing garbage / a truncated note / notes past the limit."""
     notes = tuple(iter_notes(data) if limit is None else islice(iter_notes(data), max(limit, 0)))
     warnings: list[str] = []
-    end = 0
-    if notes:
-        last = notes[-1]
-        namesz = struct.unpack_from("<I", data, last.offset)[0]
-        end = last.offset + 12 + _align4(namesz) + _align4(len(last.desc))
-    if len(data) - end >= 12:
+    end = note_end(data, notes[-1]) if notes else 0
+    if len(data) - end >= NHDR_SIZE:
         if limit is not None and len(notes) == limit:
             warnings.append(f"more than {limit} notes: those from offset {end} on are dropped")
         else:
             warnings.append(f"note data truncated or malformed at offset {end} of {len(data)}")
     return notes, warnings
+
+
+def note_end(data: bytes, note: Note) -> int:
+    """The offset in ``data`` just past ``note`` (a note :func:`iter_notes` found there): its
+    header, then name and descriptor, each padded to 4 bytes."""
+    namesz = _NHDR.unpack_from(data, note.offset)[0]
+    return note.offset + NHDR_SIZE + _align4(namesz) + _align4(len(note.desc))
 
 
 def _cstr(raw: bytes) -> str:
@@ -429,13 +434,13 @@ def parse_build_id_notes(data: bytes) -> str | None:
     would find it, without building a :class:`Note` for every note passed)."""
     size = len(data)
     off = 0
-    while off + 12 <= size:
+    while off + NHDR_SIZE <= size:
         namesz, descsz, n_type = _NHDR.unpack_from(data, off)
-        desc_off = off + 12 + _align4(namesz)
+        desc_off = off + NHDR_SIZE + _align4(namesz)
         if desc_off + descsz > size:
             return None
         if n_type == NT_GNU_BUILD_ID and descsz \
-                and bytes(data[off + 12:off + 12 + namesz]).split(b"\0", 1)[0] == b"GNU":
+                and bytes(data[off + NHDR_SIZE:off + NHDR_SIZE + namesz]).split(b"\0", 1)[0] == b"GNU":
             return bytes(data[desc_off:desc_off + descsz]).hex()
         off = min(desc_off + _align4(descsz), size)
     return None

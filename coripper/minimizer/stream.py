@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from .streamengine import MAX_DYNAMIC, MAX_NOTES, MAX_PHDRS, VDSO_NAME, Engine
-from .streamin import CHUNK, HASH_ALGORITHMS, PIPE_SIZE_CAP, FileSource, Source, StreamSource
+from .streamin import CHUNK, HASH_ALGORITHMS, PIPE_SIZE_CAP, CoreFileSource, CoreSource, StreamSource
 from .streamin import grow_pipe as _grow_pipe    # its name before the split (tests, bench)
 from .streamout import SPOOL_IN_MEMORY, write_through
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
@@ -22,7 +22,7 @@ __all__ = ["CHUNK", "HASH_ALGORITHMS", "MAX_DYNAMIC", "MAX_NOTES", "MAX_PHDRS", 
            "ThreadInfo", "_grow_pipe", "minimize_file", "minimize_stream"]
 
 
-def _run(source: Source, dst: BinaryIO | None, options: MinimizeOptions | None,
+def _run(source: CoreSource, dst: BinaryIO | None, options: MinimizeOptions | None,
          mode: str) -> MinimizeReport:
     opts = options or MinimizeOptions()
     return write_through(dst, lambda sink: Engine(source, sink, opts, mode).run())
@@ -61,4 +61,4 @@ def minimize_stream(src: BinaryIO, dst: BinaryIO | None, options: MinimizeOption
 def minimize_file(src: BinaryIO, dst: BinaryIO | None, options: MinimizeOptions | None = None
                   ) -> MinimizeReport:
     """Minimize a core from a seekable ``src``, reading only the parts that are kept."""
-    return _run(FileSource(src), dst, options, "file")
+    return _run(CoreFileSource(src), dst, options, "file")

@@ -1,4 +1,4 @@
-"""The minimizer's engine: one forward pass over a :class:`~coripper.minimizer.streamin.Source`.
+"""The minimizer's engine: one forward pass over a :class:`~coripper.minimizer.streamin.CoreSource`.
 
 Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). Both modes
 run this same engine (the file mode's source merely seeks over the gaps), so they make the same
@@ -14,7 +14,8 @@ from typing import Any, BinaryIO
 from .. import __version__
 from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR, DT_DEBUG, EHDR_SIZE, ET_DYN, PF_R, PF_W,
                       PHDR_SIZE, PN_XNUM, PT_DYNAMIC, PT_LOAD, PT_NOTE, PT_PHDR, CoreNotes,
-                      ModuleSummary, Note, ProgramHeader, parse_core_notes, parse_dynamic,
+                      ElfHeader, ModuleSummary, Note, ProgramHeader, note_end, parse_core_notes,
+                      parse_dynamic,
                       parse_elf_header, parse_module_summary, parse_notes,
                       parse_program_headers)
 from ..errors import CoreFormatError
@@ -22,7 +23,7 @@ from .layout import Plan, Want, merge_ranges, page_down, page_up, plan_keep
 from .linkmap import LinkEntry, build_link_map, build_r_debug
 from .provenance import build_provenance, find_provenance
 from .streambudget import AnalysisClock, BudgetExceeded
-from .streamin import Source, StreamSource
+from .streamin import CoreSource, StreamSource
 from .streamindex import Watch, WatchIndex, fit_loads, module_ends, reasons_of
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
 from .writer import MAX_OUT_SEGMENTS, CoreWriter, OutSegment
@@ -45,7 +46,7 @@ class Engine:
     segment or want (see :mod:`coripper.minimizer.streamindex`). ``options.analysis_budget`` bounds the
     time spent analysing; past it the rest of the input is drained, not copied."""
 
-    def __init__(self, source: Source, sink: BinaryIO, options: MinimizeOptions, mode: str) -> None:
+    def __init__(self, source: CoreSource, sink: BinaryIO, options: MinimizeOptions, mode: str) -> None:
         self.src = source
         self.sink = sink
         self.clock = AnalysisClock(options.analysis_budget, source.waits)
@@ -70,9 +71,20 @@ class Engine:
         self.exe_dynamic: int | None = None
         self.r_debug: int | None = None
         self.vdso: tuple[int, int] | None = None     # (start, end) when dumped
+        # headers, notes and the plan (CoreFormatError when the headers are unusable)
+        self.hdr, self.phdrs, self.core, self._notes_raw = self.read_headers()
+        self.page = self.core.page_size
+        self.plan = self._plan(self.phdrs)
+        # Room for the phdr table in front: the notes, the provenance note, one load per piece
+        # of a segment the planned ranges keep, plus what is planned while reading (the
+        # executable's PT_DYNAMIC, over at most MAX_DYNAMIC / page + 1 segments) and the
+        # synthesized link_map and r_debug; should it not suffice, the writer puts the table last.
+        reserve = (len(self._notes_raw) + 1 + self._pieces(self.plan.loads)
+                   + MAX_DYNAMIC // self.page + 1 + 8)
+        self.writer = CoreWriter(self.sink, self.hdr.e_ident, self.hdr.e_machine,
+                                 self.hdr.e_flags, self.page, reserve, self.src.waits)
 
-    # headers and notes (raise CoreFormatError when unusable)
-    def read_headers(self) -> tuple[Any, list[ProgramHeader], CoreNotes, list[bytes]]:
+    def read_headers(self) -> tuple[ElfHeader, list[ProgramHeader], CoreNotes, list[bytes]]:
         """ELF header, program headers, parsed notes and the raw note segments to copy."""
         raw = self.src.read(0, EHDR_SIZE)
         if len(raw) < EHDR_SIZE:
@@ -138,10 +150,7 @@ class Engine:
             notes, warns = parse_notes(data, MAX_NOTE_COUNT - len(all_notes))
             self.warnings += warns
             if notes:
-                last = notes[-1]
-                namesz = struct.unpack_from("<I", data, last.offset)[0]
-                end = last.offset + 12 + ((namesz + 3) & ~3) + ((len(last.desc) + 3) & ~3)
-                notes_raw.append(data[:min(end, len(data))])
+                notes_raw.append(data[:min(note_end(data, notes[-1]), len(data))])
             all_notes += notes
         core = parse_core_notes(all_notes, hdr.e_machine)
         self.warnings += core.warnings
@@ -159,21 +168,10 @@ class Engine:
         self.ranges = merge_ranges(self.ranges + [(w.start, w.end)])
 
     def run(self) -> MinimizeReport:
-        """Minimize the whole input; raise :class:`CoreFormatError` if the headers are unusable."""
-        hdr, phdrs, core, notes_raw = self.read_headers()
-        self.core = core
-        self.page = core.page_size
-        plan = self._plan(phdrs)
-        # Room for the phdr table in front: the notes, the provenance note, one load per piece
-        # of a segment the planned ranges keep, plus what is planned while reading (the
-        # executable's PT_DYNAMIC, over at most MAX_DYNAMIC / page + 1 segments) and the
-        # synthesized link_map and r_debug; should it not suffice, the writer puts the table last.
-        reserve = (len(notes_raw) + 1 + self._pieces(plan.loads) + MAX_DYNAMIC // self.page + 1
-                   + 8)
-        self.writer = writer = CoreWriter(self.sink, hdr.e_ident, hdr.e_machine, hdr.e_flags,
-                                          self.page, reserve, self.src.waits)
-        for raw in notes_raw:
-            writer.add_note(raw, "notes")
+        """Copy what the plan keeps, in one pass, and finish the output core."""
+        phdrs = self.phdrs
+        for raw in self._notes_raw:
+            self.writer.add_note(raw, "notes")
         self._copy_all(phdrs)
         if not self.budget_exceeded:
             self._read_late_notes()
@@ -190,14 +188,13 @@ class Engine:
                                  f"last segment ({self._expected_end(phdrs)})")
         if not self.budget_exceeded:
             self._synthesize()
-        return self._finish(hdr, core, plan)
+        return self._finish()
 
     def _plan(self, phdrs: list[ProgramHeader]) -> Plan:
         """Plan what to keep and which pages to watch while copying."""
         core, opts, page = self.core, self.opts, self.page
         plan = plan_keep(core, phdrs, max_stack=opts.max_stack, keep_heap=opts.keep_heap,
                          keep_ranges=opts.keep_ranges)
-        self.plan = plan
         self.warnings += plan.warnings
         mask = page - 1
         self.wants = [w if not (w.start | w.end) & mask
@@ -475,8 +472,8 @@ class Engine:
         else:
             self.warnings.append(f"r_debug at {rd:#x} straddles kept data; not synthesized")
 
-    def _finish(self, hdr: Any, core: CoreNotes, plan: Plan) -> MinimizeReport:
-        writer = self.writer
+    def _finish(self) -> MinimizeReport:
+        core, writer = self.core, self.writer
         loads = writer.normalized_loads()
         spans = [(s.vaddr, s.vaddr + s.size) for s in loads]
         reasons = reasons_of(spans, self.wants)

@@ -1,7 +1,7 @@
 """Forward-only input of the minimizer: a stream (pipe, stdin) or a seekable file.
 
 Standard library only (the crash hook imports it through :mod:`coripper.minimizer.stream`). A
-:class:`Source` delivers the core in offset order; what is not kept is skipped as cheaply as the
+:class:`CoreSource` delivers the core in offset order; what is not kept is skipped as cheaply as the
 input allows (splice(2) to /dev/null, lseek, or seek), optionally hashing everything on the way.
 """
 
@@ -28,7 +28,7 @@ _F_SETPIPE_SZ = 1031            # fcntl.F_SETPIPE_SZ / F_GETPIPE_SZ (Linux fcntl
 _F_GETPIPE_SZ = 1032
 
 
-class Source(abc.ABC):
+class CoreSource(abc.ABC):
     """Forward-only reader. ``pos`` never decreases; gaps are skipped by reading (stream) or
     seeking (file). ``waits`` sums the seconds spent reading and skipping (the analysis budget
     does not count them)."""
@@ -91,7 +91,7 @@ class Source(abc.ABC):
         return self.pos
 
 
-class StreamSource(Source):
+class StreamSource(CoreSource):
     """Sequential reader of a stream: reads what is kept, discards the rest as cheaply as the
     source allows, and optionally hashes everything.
 
@@ -121,7 +121,7 @@ class StreamSource(Source):
         self._open_fd(src)
         self._worker: threading.Thread | None = None
         if hasher is not None:
-            self.sha = hasher
+            self.hasher = hasher
             self._bufs = [memoryview(bytearray(CHUNK)) for _ in range(self.NBUF)]
             self._next = 0
             self._free = threading.Semaphore(self.NBUF)
@@ -176,7 +176,7 @@ class StreamSource(Source):
 
     def _hash_loop(self) -> None:
         while (item := self._queue.get()) is not None:
-            self.sha.update(item)
+            self.hasher.update(item)
             self._free.release()
 
     def _fill(self, n: int) -> int:
@@ -265,7 +265,7 @@ class StreamSource(Source):
             return None
         if self._digest is None:
             self.close()
-            self._digest = self.sha.hexdigest()
+            self._digest = self.hasher.hexdigest()
         return self._digest
 
     def close(self) -> None:
@@ -327,7 +327,7 @@ def grow_pipe(fd: int) -> None:
             continue
 
 
-class FileSource(Source):
+class CoreFileSource(CoreSource):
     """Seekable file: a gap is skipped by moving ``pos`` (one seek before the next read)."""
 
     def __init__(self, src: BinaryIO) -> None:
