@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from collectors.oops.headlines import HEADERS, Header, header_of
+
 # Stable kind identifiers (documented in docs/oops.md).
 KINDS: tuple[str, ...] = (
     "null-ptr-deref", "paging-request", "oops", "gpf", "bug", "warning", "panic",
@@ -18,11 +20,17 @@ KINDS: tuple[str, ...] = (
     "ubsan", "kfence", "lockdep", "sleeping-in-atomic", "scheduling-while-atomic",
     "list-corruption", "refcount", "bad-page", "workqueue-lockup", "stack-protector",
     "double-fault", "divide-error", "invalid-opcode", "mce", "page-alloc-failure",
-    "stack-overflow", "oom",
+    "stack-overflow", "oom", "info", "memory-leak", "slab-corruption", "unwinder", "rust-panic",
+    "netdev-refcount", "vfs", "assertion", "reboot", "harness",
 )
 
 # Kinds whose body runs to a line of "=" (mm/kasan/report.c end_report(), kcsan, kmsan, kfence).
 SANITIZER_BODY = frozenset({"kasan", "kmsan", "kcsan", "kfence"})
+# Kinds syzkaller has no headline for: their title stays theirs even when a headline joins
+# them (the "Kernel panic" that follows an OOM kill, a hard lockup, a machine check).
+OWN_TITLE = frozenset({"oom", "mce", "hard-lockup", "page-alloc-failure"})
+# Kinds whose report is their first line (the harness's messages, a reboot, refcount waits).
+ONE_LINE = frozenset({"reboot", "harness", "netdev-refcount", "vfs", "assertion"})
 # Kinds whose dependency chains contain frames before the real "stack backtrace:".
 LOCKDEP_BODY = frozenset({"lockdep"})
 
@@ -103,6 +111,17 @@ _TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
     (re.compile(r"(?:Memory cgroup out of memory|Out of memory(?: \(oom_kill_allocating_task\))?): Kill(?:ed)? process"), "oom", False, False),
     (re.compile(r"page allocation failure: order:"), "page-alloc-failure", False, False),
     (re.compile(r"do_IRQ: stack overflow:|ear stack overflow \(cur:|BUG: stack guard page was hit"), "stack-overflow", False, False),
+    (re.compile(r"BUG: memory leak"), "memory-leak", False, False),
+    (re.compile(r"INFO: trying to register non-static key"), "lockdep", False, False),
+    (re.compile(r"WARNING: kernel stack (?:regs|frame pointer) at "), "unwinder", False, False),
+    (re.compile(r"rust_kernel: panicked"), "rust-panic", False, False),
+    # SLUB debugging (mm/slub.c slab_bug(): "BUG <cache> (<taint>): <what>"; the old "INFO:" lines)
+    (re.compile(r"BUG [\w.:-]++ \((?:Not tainted|Tainted: [^()]*+)\): (.*+)"), "slab-corruption", False, False),
+    (re.compile(r"INFO: (?:Allocated|Freed) in "), "slab-corruption", False, False),
+    (re.compile(r"Unhandled fault:|Alignment trap:|stack segment: "), "oops", False, False),
+    (re.compile(r"unregister_netdevice: waiting for "), "netdev-refcount", False, False),
+    (re.compile(r"VFS: Close: file count is 0|VFS: Busy inodes after unmount"), "vfs", False, False),
+    (re.compile(r"trusty: panic"), "assertion", False, False),
     (re.compile(r"NETDEV WATCHDOG|IRQ handler type mismatch|RTNL: assertion failed|sysctl table check failed"), "warning", True, False),
     (re.compile(r": nobody cared|Eeek! page_mapcount\(page\) went negative!"), "bug", True, False),
     (re.compile(r"BUG: "), "bug", False, False),
@@ -111,13 +130,15 @@ _TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
 # Cheap substrings: a line can only match _TABLE if it contains one of these (checked
 # over whole blocks first, which is what makes scanning a large log fast).
 ANCHORS: tuple[str, ...] = (
-    "BUG", "WARNING:", "INFO: ", "Oops", "protection fault", "nable to handle", "Kernel panic",
-    "achine check", "achine Check", "ouble fault", "divide error", "invalid opcode", "UBSAN:",
+    "BUG", "WARNING:", "INFO:", "Oops", "protection fault", "nable to handle", "Kernel panic",
+    "achine check", "achine Check", "ouble fault", "divide error", "divide_error", "invalid opcode", "UBSAN:",
     " corruption", "refcount_t:", "LOCKUP", "oom-kill", "ut of memory", "page allocation failure",
     "Badness at", "NETDEV WATCHDOG", "nobody cared", "IRQ handler type mismatch", "stack overflow",
     "RTNL: assertion", "page_mapcount", "sysctl table check", " [#", "KASAN", "Internal error",
-    "Linux version",
-)
+    "Linux version", "stack segment: ", "rust_kernel: panicked", "Booting the kernel", "unregister_netdevice",
+    "VFS: ", "Unhandled fault:", "Alignment trap:", "trusty: panic", "fatal error:", "SYZFAIL:", "SYZFATAL:",
+    "panic:",
+) + tuple(h.literal for h in HEADERS)
 ANCHOR_RE = re.compile("|".join(re.escape(a) for a in ANCHORS))
 
 # Reboot / new boot: whatever report was open was cut off.
@@ -127,13 +148,29 @@ BOOT_RE = re.compile(
 )
 
 
-def classify(text: str) -> Marker | None:
-    """Return the start marker on a (prefix-stripped, left-stripped) line, or None."""
+def is_suppressed(text: str, header: Header | None) -> bool:
+    """A line with a header's literal that the header's own list says is no report
+    ("INFO: lockdep is turned off", "WARNING: The mand mount option ...")."""
+    return header is None and any(h.literal in text for h in HEADERS)
+
+
+def classify(text: str, header: Header | None | bool = False) -> Marker | None:
+    """Return the start marker on a (prefix-stripped, left-stripped) line, or None.
+
+    ``header`` is :func:`collectors.oops.headlines.header_of` of the line when the caller
+    has it (``False``: compute it here)."""
     if not text or _USER_TRAP.search(text):
+        return None
+    found = header_of(text) if header is False else header
+    if not isinstance(found, Header):
+        found = None
+    if is_suppressed(text, found):
         return None
     for rx, kind, weak, die in _TABLE:
         m = rx.search(text)
         if m:
             detail = m.group(1) if m.groups() and m.group(1) is not None else ""
             return Marker(kind, detail, weak, die)
+    if found is not None:
+        return Marker(found.kind, "", False, False)
     return None

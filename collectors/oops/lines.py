@@ -23,6 +23,7 @@ class LogLine(NamedTuple):
     level: int | None  # printk level 0..7 when the prefix carried one
     caller: str | None  # printk caller id ("T1234" / "C0") when present
     kernel: bool  # False for other programs' syslog lines and /dev/kmsg dictionary lines
+    stamped: bool = False  # the line carried a "[ seconds]" printk timestamp
 
 
 # Patterns used with match() start with "^", so that search() with them is linear too;
@@ -47,6 +48,9 @@ _SYSLOG = re.compile(
 _LEVEL = re.compile(r"^<(\d{1,3}+)>")
 # "[  123.456789]" dmesg timestamp, "[Mon Nov 24 03:15:20 2025]" (dmesg -T).
 _TIMESTAMP = re.compile(r"^(?:\[ *+\d++\.\d++\] ?|\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\] ?)")
+# What a console prints before a kernel line: the "printk messages dropped" notice, a
+# login prompt the line was printed into.
+_CONSOLE_JUNK = re.compile(r"^(?:\*\* [0-9]++ printk messages dropped \*\* |(?>.*? login: )(?=[<\[]))")
 # printk caller id (CONFIG_PRINTK_CALLER): "[ T1234]" / "[    C0]".
 _CALLER = re.compile(r"^\[ *+([TC]\d++)\] ?")
 
@@ -93,14 +97,20 @@ def strip_prefix(raw: str) -> LogLine:
 
 def _finish(line: str, level: int | None, caller: str | None) -> LogLine:
     """Strip the inner ``<N>``, ``[timestamp]`` and ``[caller]`` parts."""
+    if line.startswith("*") or " login: " in line:
+        m = _CONSOLE_JUNK.match(line)
+        if m:
+            line = line[m.end():]
     if line.startswith("<"):
         m = _LEVEL.match(line)
         if m:
             level = int(m.group(1)) & 7
             line = line[m.end():]
+    stamped = False
     if line.startswith("["):
         m = _TIMESTAMP.match(line)
         if m:
+            stamped = True
             line = line[m.end():]
             if line.startswith("["):
                 c = _CALLER.match(line)
@@ -112,4 +122,4 @@ def _finish(line: str, level: int | None, caller: str | None) -> LogLine:
             if c:
                 caller = c.group(1)
                 line = line[c.end():]
-    return LogLine(line, level, caller, True)
+    return LogLine(line, level, caller, True, stamped)

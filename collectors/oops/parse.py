@@ -21,8 +21,10 @@ from typing import BinaryIO
 
 from collectors.oops import kinds as K
 from collectors.oops.frames import KernelFrame, parse_frame
+from collectors.oops.headlines import header_of
 from collectors.oops.lines import MAX_LINE_CHARS, strip_prefix
 from collectors.oops.report import FUNC_LIKE, TRACE_START, KernelReport, build_report
+from collectors.oops.window import TitleWindow
 
 __all__ = ["KernelFrame", "KernelReport", "scan_lines", "scan_text", "scan_stream"]
 
@@ -100,6 +102,8 @@ class _Builder:
     header_count: int = 0
     trace_gate: bool = True  # lockdep: trace may only start after "stack backtrace:"
     ended_naturally: bool = False
+    window: TitleWindow | None = None
+    truncated: bool = False  # set when the report is closed
 
     def add(self, lineno: int, text: str) -> None:
         self.lines.append((lineno, text[:MAX_LINE_CHARS]))
@@ -114,6 +118,9 @@ class _Scanner:
         self.recent: dict[str | None, tuple[_Builder, int]] = {}
         self.boot_version: str | None = None
         self.done: list[KernelReport] = []
+        # Reports whose title window is still collecting, and closed ones waiting for it.
+        self.windows: list[TitleWindow] = []
+        self.closed: list[_Builder] = []
 
     @property
     def idle(self) -> bool:
@@ -129,19 +136,27 @@ class _Scanner:
         if not stripped:
             return  # ABRT ignores empty lines too (§5.1)
         self.lineno = lineno
+        anchored = K.ANCHOR_RE.search(stripped) is not None
+        header = header_of(stripped) if anchored else None
+        if self.windows:
+            self._offer(lineno, text, ln.caller, ln.stamped, header is not None)
         boot = K.BOOT_RE.match(stripped)
         if boot:
             for key in list(self.open):
                 self._close(key, truncated=not self._complete(self.open[key]))
             self.recent.clear()
+            self._end_windows()
             if boot.group(1):
                 self.boot_version = boot.group(1)
-            return
+            if header is None or header.kind != "reboot":
+                return
         key = ln.caller
-        marker = K.classify(stripped)
+        marker = K.classify(stripped, header) if anchored else None
         b = self.open.get(key)
         if b is not None:
             if self._continue(b, key, lineno, text, stripped, marker):
+                if header is not None:
+                    self._anchor(b, lineno, text, ln.stamped)
                 return
         if marker is None:
             return
@@ -151,24 +166,67 @@ class _Scanner:
                     and _PANIC_CONSEQUENCE.search(stripped)):
                 builder = prev[0]
                 self.done = [r for r in self.done if r.start_line != builder.start]
+                self.closed = [b for b in self.closed if b is not builder]
                 builder.state = "after"
                 builder.add(lineno, text)
                 self.open[key] = builder
                 del self.recent[key]
+                if header is not None:
+                    self._anchor(builder, lineno, text, ln.stamped)
                 return
-        self._start(key, lineno, text, marker)
+        self._start(key, lineno, text, marker, header is not None, ln.stamped)
 
-    def _start(self, key: str | None, lineno: int, text: str, marker: K.Marker) -> None:
+    def _start(self, key: str | None, lineno: int, text: str, marker: K.Marker, headline: bool,
+               stamped: bool) -> None:
         b = _Builder(marker.kind, marker.detail, lineno, key)
         if marker.kind in K.SANITIZER_BODY or marker.kind == "oom":
             b.state = "body"
         b.trace_gate = marker.kind not in K.LOCKDEP_BODY
         b.add(lineno, text)
         self.open[key] = b
+        if headline:
+            self._anchor(b, lineno, text, stamped)
         self.recent.pop(key, None)
         if marker.kind == "oom" and _OOM_END.search(text.strip()):
             b.state = "after"
             b.ended_naturally = True
+        elif marker.kind in K.ONE_LINE:
+            b.ended_naturally = True
+            self._close(key, truncated=False)
+
+    # -- title windows ----------------------------------------------------------------------
+    def _anchor(self, b: _Builder, lineno: int, text: str, stamped: bool) -> None:
+        """Start ``b``'s title window at this headline line, unless it has one already."""
+        if b.window is not None and (b.window.anchored or b.window.done) or b.kind in K.OWN_TITLE:
+            return
+        b.window = TitleWindow(b.caller)
+        b.window.anchor(lineno, text[:MAX_LINE_CHARS], stamped)
+        self.windows.append(b.window)
+
+    def _offer(self, lineno: int, text: str, caller: str | None, stamped: bool, headline: bool) -> None:
+        text = text[:MAX_LINE_CHARS]
+        for w in self.windows:
+            w.offer(lineno, text, caller, stamped, headline)
+        if any(w.done for w in self.windows):
+            self.windows = [w for w in self.windows if not w.done]
+            self._finalize()
+
+    def _end_windows(self) -> None:
+        for w in self.windows:
+            w.done = True
+        self.windows = []
+        self._finalize()
+
+    def _finalize(self) -> None:
+        """Build the closed reports whose title window is complete."""
+        ready = [b for b in self.closed if b.window is None or b.window.done]
+        if not ready:
+            return
+        self.closed = [b for b in self.closed if not (b.window is None or b.window.done)]
+        for b in ready:
+            window = b.window.lines if b.window is not None else []
+            self.done.append(build_report(b.kind, b.detail, b.start, b.lines, truncated=b.truncated,
+                                          boot_version=self.boot_version, window=window))
 
     def _continue(self, b: _Builder, key: str | None, lineno: int, text: str, s: str,
                   marker: K.Marker | None) -> bool:
@@ -300,9 +358,10 @@ class _Scanner:
         b = self.open.pop(key)
         if one_line:
             b.lines = b.lines[:1]
-        self.done.append(build_report(b.kind, b.detail, b.start, b.lines, truncated=truncated,
-                                          boot_version=self.boot_version))
+        b.truncated = truncated
+        self.closed.append(b)
         self.recent[key] = (b, b.lines[-1][0])
+        self._finalize()
 
     @staticmethod
     def _complete(b: _Builder) -> bool:
@@ -315,6 +374,12 @@ class _Scanner:
         for key in list(self.open):
             self._close(key, truncated=not self._complete(self.open[key]))
         self.recent.clear()
+        self._end_windows()
+
+    @property
+    def settled(self) -> bool:
+        """No report open and none waiting for its title window."""
+        return not self.open and not self.closed
 
     def take(self) -> list[KernelReport]:
         """Finished reports, in input order; a report a following "Kernel panic" may still join
@@ -334,9 +399,9 @@ def scan_lines(lines: Iterable[str]) -> Iterator[KernelReport]:
     anchor = K.ANCHOR_RE.search
     lineno = 0
     for lineno, line in enumerate(lines, 1):
-        if sc.open or anchor(line, 0, MAX_LINE_CHARS):
+        if sc.open or sc.windows or anchor(line, 0, MAX_LINE_CHARS):
             sc.feed(lineno, line)
-            if sc.done and not sc.open:
+            if sc.done and sc.settled:
                 yield from sc.take()
     sc.finish()
     yield from sc.take()
@@ -390,7 +455,7 @@ def scan_stream(fp: BinaryIO, block_size: int = _BLOCK) -> Iterator[KernelReport
             continue
         block, rest = buf[:cut + 1], buf[cut + 1:]
         lineno = _feed_block(sc, block, lineno)
-        if sc.done and not sc.open:
+        if sc.done and sc.settled:
             yield from sc.take()
     if rest:
         lineno = _feed_block(sc, rest + b"\n", lineno)
@@ -412,7 +477,7 @@ def _feed_block(sc: _Scanner, block: bytes, lineno: int) -> int:
     pos = 0
     end = len(block)
     while pos < end:
-        if not sc.open:
+        if not sc.open and not sc.windows:
             while ci < len(cands) and cands[ci] < pos:
                 ci += 1
             if ci >= len(cands):

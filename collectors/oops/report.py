@@ -9,13 +9,15 @@ guilty function, title and ABRT duphash). Pure: lines in, a frozen dataclass out
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from collectors.oops.frames import KernelFrame, format_frame, parse_frame, parse_ip_line
+from collectors.oops.headlines import header_of
 from collectors.oops.koops_hash import abrt_duphash
 from collectors.oops.taint import taint_meanings, tainted_letters
-from collectors.oops.title import guilty_function, make_title
+from collectors.oops.title import fallback_function, fallback_title, headline_title
 
 MAX_FRAMES = 256
 
@@ -92,182 +94,186 @@ _WARN_CPU_PID = re.compile(r"WARNING: CPU: (\d++) PID: (\d++) at")
 _PROCESS = re.compile(r"Process (\S++) \(pid: (\d++)")
 _EIP_CPU = re.compile(r"EFLAGS: [0-9a-f]++ CPU: (\d++)")
 # The comm may hold ":" and "(": the last ":PID blocked" / the first ")" after the first marker.
-_HUNG = re.compile(r"^(?>.*?INFO: task )(.+):(\d++) blocked for more than")
+_HUNG = re.compile(r"^(?>.*?INFO: task )(.+):(\d++) blocked (?:in I/O wait )?for more than")
 _OOM_VICTIM = re.compile(r"^(?>.*?Kill(?:ed)? process (\d++) \()([^)]*+)\)")
 _OOM_INVOKER = re.compile(r"(?<!\S)(\S++) invoked oom-killer:")
 _HARDWARE = re.compile(r"Hardware name: (.*)")
 _MODULES = re.compile(r"Modules linked in:(.*)")
 _MODULE_CONT = re.compile(r"^\s*+[\w-]++(?:\([A-Z+-]++\))*+(?:\s++[\w-]++(?:\([A-Z+-]++\))*+)*+"
                           r"(?:\s++\[last unloaded: [^\]]*+\])?\s*+$")
-_KASAN_ACCESS = re.compile(r"^(Read|Write) of size \d")
-_LOCK_AT = re.compile(r"\bat: (?:\[<[0-9a-f]++>\]\s*+)?([A-Za-z_][\w.$]*+)(?:\+0x| \S+:\d)")
-_WARN_FUNC = re.compile(r"(?:WARNING: (?:at|CPU: \d++ PID: \d++ at) \S++ |^Badness at )([A-Za-z_][\w.$]*+)"
-                        r"\+0x[0-9a-f]++/0x[0-9a-f]++(?: \[(\S+)\])?")
-_HEADER_FUNC = re.compile(r"(?:BUG: K[A-Z]+SAN: [\w -]+? in |UBSAN: [\w -]+? in |BUG: KFENCE: [\w -]+ in "
-                          r"|is corrupted in: ?)([A-Za-z_][\w.$]*+)\+0x")
-_KCSAN_FUNC = re.compile(r"BUG: KCSAN: [\w-]++ in ([A-Za-z_][\w.$]*+)")
 _MODULE_NAME = re.compile(r"[\w-]+")
+_IRQ_ENTER = ("<IRQ>", "<NMI>", "<SOFTIRQ>")
+_NOT_FRAMES = ("RIP:", "EIP:", "Code:", "Modules linked in:")
 
 
-def build_report(kind: str, detail: str, start: int, lines: list[tuple[int, str]], *,
-                 truncated: bool, boot_version: str | None) -> KernelReport:
-    """The :class:`KernelReport` for one delimited report: ``lines`` are its ``(line number,
-    text)`` pairs, ``kind``/``detail`` what its first line matched (:mod:`.kinds`), ``start``
-    its first line number; ``boot_version`` is used when the report does not name a kernel
-    version."""
-    texts = [t for _, t in lines]
-    text = "\n".join(t.rstrip() for t in texts) + "\n"
-    stripped = [t.strip() for t in texts]
-    first = stripped[0]
-
-    version = None
-    cpu = pid = None
-    comm = hardware = None
-    modules: list[str] = []
-    rip: KernelFrame | None = None
-    header_funcs: list[str] = []
-    extra: dict[str, str] = {}
-    frames: list[KernelFrame] = []
-    collecting = False
-    collected_done = False
-    after_irq = 0
-    in_irq = False
-    has_trace_header = any(TRACE_START.search(s) for s in stripped)
-    lockdep_gate = kind == "lockdep"
-    lock_at_open = False
-    nmi_end = 0
+def extract_version(stripped: Sequence[str], boot_version: str | None) -> str | None:
+    """Kernel version from the ``CPU: ... Tainted: ... 6.1.0 #1`` style line (else the
+    boot's ``Linux version``)."""
     for i, s in enumerate(stripped):
-        if version is None and ("Tainted" in s or "tainted" in s or "#" in s):
+        if "Tainted" in s or "tainted" in s or "#" in s:
             m = _VERSION.search(s)
             if m and ("Pid" in s or "comm" in s or "CPU" in s or "Comm" in s or "EFLAGS" in s or i < 4):
-                version = m.group(1)
-        if cpu is None or pid is None or comm is None:
-            for rx in (_CPU_PID_COMM, _WARN_CPU_PID):
-                m = rx.search(s)
-                if m:
-                    cpu = cpu if cpu is not None else int(m.group(1))
-                    pid = pid if pid is not None else int(m.group(2))
-                    if rx is _CPU_PID_COMM and comm is None:
-                        comm = m.group(3)
-            m = _PID_COMM.search(s)
+                return m.group(1)
+    return boot_version
+
+
+def extract_task(stripped: Sequence[str]) -> tuple[int | None, int | None, str | None]:
+    """``(cpu, pid, comm)`` of the task the report was made in; each the first one named."""
+    cpu: int | None = None
+    pid: int | None = None
+    comm: str | None = None
+    for s in stripped:
+        if cpu is not None and pid is not None and comm is not None:
+            break
+        for rx, has_comm in ((_CPU_PID_COMM, True), (_WARN_CPU_PID, False)):
+            m = rx.search(s)
             if m:
-                pid = pid if pid is not None else int(m.group(1))
-                comm = comm or m.group(2)
-            m = _PROCESS.search(s)
-            if m:
-                comm = comm or m.group(1)
+                cpu = cpu if cpu is not None else int(m.group(1))
                 pid = pid if pid is not None else int(m.group(2))
-            m = _EIP_CPU.search(s)
-            if m and cpu is None:
-                cpu = int(m.group(1))
-            m = _HUNG.search(s)
+                if has_comm and comm is None:
+                    comm = m.group(3)
+        for rx in (_PID_COMM, _HUNG):
+            m = rx.search(s)
             if m:
-                comm = comm or m.group(1)
-                pid = pid if pid is not None else int(m.group(2))
-        if hardware is None:
-            m = _HARDWARE.search(s)
-            if m:
-                hardware = m.group(1).strip()
-        if not modules:
-            m = _MODULES.search(s)
-            if m:
-                modules = _module_names(m.group(1))
-                for cont in stripped[i + 1:i + 4]:
-                    if _MODULE_CONT.match(cont) and not FUNC_LIKE.search(cont) and ":" not in cont.replace("[last unloaded:", ""):
-                        modules += _module_names(cont)
-                    else:
-                        break
-        if rip is None:
-            f = parse_ip_line(s)
-            if f is not None:
-                rip = f
-        m = _WARN_FUNC.search(s)
-        if m and i < 3:
-            header_funcs.append(m.group(1))
-        m = _HEADER_FUNC.search(s)
-        if m and i < 3:
-            header_funcs.append(m.group(1))
-        if kind == "kasan" and "access" not in extra:
-            m = _KASAN_ACCESS.match(s)
-            if m:
-                extra["access"] = m.group(1)
-        if kind == "lockdep" and lock_at_open:
-            # The lock being taken names the culprit: the "at:" lines right after "is trying to
-            # acquire lock:" (circular/recursive) or "takes:" (inconsistent lock state); a
-            # symbolised report lists the inlined lock wrappers first, one "at:" line each.
-            m = _LOCK_AT.search(s)
-            if m:
-                header_funcs.append(m.group(1))
-            elif header_funcs or s.startswith(("but ", "{", "other info", "stack backtrace")):
-                lock_at_open = False
-        if kind == "lockdep" and not lock_at_open and not header_funcs and (
-                "is trying to acquire" in s or s.endswith("takes:")):
-            lock_at_open = True
-        if kind == "oom":
-            m = _OOM_VICTIM.search(s)
-            if m:
-                extra["victim"] = m.group(2)
-                if "Memory cgroup" in s:
-                    extra["memcg"] = "1"
-            m = _OOM_INVOKER.search(s)
-            if m:
-                extra.setdefault("invoker", m.group(1))
-        # Frames of the main trace.
-        if collected_done:
+                pid = pid if pid is not None else int(m.group(2) if rx is _HUNG else m.group(1))
+                comm = comm or (m.group(1) if rx is _HUNG else m.group(2))
+        m = _PROCESS.search(s)
+        if m:
+            comm = comm or m.group(1)
+            pid = pid if pid is not None else int(m.group(2))
+        m = _EIP_CPU.search(s)
+        if m and cpu is None:
+            cpu = int(m.group(1))
+    return cpu, pid, comm
+
+
+def extract_hardware(stripped: Sequence[str]) -> str | None:
+    """The ``Hardware name:`` (DMI) of the machine."""
+    for s in stripped:
+        m = _HARDWARE.search(s)
+        if m:
+            return m.group(1).strip()
+    return None
+
+
+def extract_modules(stripped: Sequence[str]) -> list[str]:
+    """Module names of ``Modules linked in:``, with its continuation lines."""
+    for i, s in enumerate(stripped):
+        m = _MODULES.search(s)
+        if not m:
             continue
-        if lockdep_gate:
-            if s.startswith("stack backtrace:"):
-                lockdep_gate = False
+        modules = _module_names(m.group(1))
+        for cont in stripped[i + 1:i + 4]:
+            if _MODULE_CONT.match(cont) and not FUNC_LIKE.search(cont) and ":" not in cont.replace("[last unloaded:", ""):
+                modules += _module_names(cont)
+            else:
+                break
+        return modules
+    return []
+
+
+def extract_rip(stripped: Sequence[str]) -> KernelFrame | None:
+    """The first instruction-pointer line (RIP:, EIP:, pc :, NIP, PSW...) as a frame."""
+    for s in stripped:
+        f = parse_ip_line(s)
+        if f is not None:
+            return f
+    return None
+
+
+def extract_frames(kind: str, stripped: Sequence[str]) -> list[KernelFrame]:
+    """The frames of the report's main call trace: from the first ``Call Trace:`` (for
+    lockdep, the one after ``stack backtrace:``) to the next section or trace."""
+    frames: list[KernelFrame] = []
+    has_trace_header = any(TRACE_START.search(s) for s in stripped)
+    gate = kind == "lockdep"
+    collecting = False
+    for s in stripped:
+        if gate:
+            gate = not s.startswith("stack backtrace:")
             continue
         if TRACE_START.search(s):
             if collecting and frames:
-                collected_done = True
-                continue
+                break
             collecting = True
             continue
-        if collecting or not has_trace_header:
-            if frames and _SECTION_BREAK.match(s):
-                collected_done = True
-                continue
-            if s.startswith(("<IRQ>", "<NMI>", "<SOFTIRQ>")):
-                in_irq = True
-            if in_irq and s.startswith(("<EOI>", "</IRQ>", "<<EOE>>", "</NMI>", "</SOFTIRQ>")):
-                in_irq = False
-                if not after_irq:
-                    after_irq = len(frames)
-                if s.startswith("</NMI>") and not nmi_end:
-                    nmi_end = len(frames)
-            if s.startswith(("RIP:", "EIP:", "Code:", "Modules linked in:")):
-                continue
-            f = parse_frame(s)
-            if f is not None and len(frames) < MAX_FRAMES:
-                frames.append(f)
-    if version is None:
-        version = boot_version
-    letters = tainted_letters(text)
-    # A hard lockup is detected in NMI: the NMI section is machinery, the interrupted code
-    # (possibly an IRQ handler) is the culprit.
-    irq_end = nmi_end if kind == "hard-lockup" and nmi_end else after_irq
-    func = guilty_function(kind, header_funcs, rip, frames, irq_end, detail)
-    if kind == "kcsan":
-        m = _KCSAN_FUNC.search(first)
+        if not (collecting or not has_trace_header):
+            continue
+        if frames and _SECTION_BREAK.match(s):
+            break
+        if s.startswith(_NOT_FRAMES):
+            continue
+        f = parse_frame(s)
+        if f is not None:
+            frames.append(f)
+            if len(frames) >= MAX_FRAMES:
+                break
+    return frames
+
+
+def extract_oom(stripped: Sequence[str]) -> dict[str, str]:
+    """What an OOM report's title names: the victim, a memcg kill, the invoking task."""
+    extra: dict[str, str] = {}
+    for s in stripped:
+        m = _OOM_VICTIM.search(s)
         if m:
-            func = m.group(1)
-    title = make_title(kind, first, detail, func, extra)
+            extra["victim"] = m.group(2)
+            if "Memory cgroup" in s:
+                extra["memcg"] = "1"
+        m = _OOM_INVOKER.search(s)
+        if m:
+            extra.setdefault("invoker", m.group(1))
+    return extra
+
+
+def extract_title(kind: str, stripped: Sequence[str], window: Sequence[str], rip: KernelFrame | None,
+                  frames: Sequence[KernelFrame]) -> tuple[str, str | None]:
+    """``(title, guilty function)``: from the report's first headline and the lines after
+    it (``window``, which starts at that headline; empty: the report has none), else by
+    the fallback rules of :mod:`collectors.oops.title`."""
+    header = header_of(window[0]) if window else None
+    function = fallback_function(rip, frames)
+    if header is not None:
+        found = headline_title(window, header)
+        # a title without a function (a panic message, say) still has a culprit in its stack
+        return found.title, found.function or function
+    extra = extract_oom(stripped) if kind == "oom" else {}
+    return fallback_title(kind, stripped[0] if stripped else "", function, extra), function
+
+
+def build_report(kind: str, detail: str, start: int, lines: list[tuple[int, str]], *,
+                 truncated: bool, boot_version: str | None, window: Sequence[str] | None = None) -> KernelReport:
+    """The :class:`KernelReport` for one delimited report: ``lines`` are its ``(line number,
+    text)`` pairs, ``kind``/``detail`` what its first line matched (:mod:`.kinds`), ``start``
+    its first line number; ``window`` the lines its title is read from
+    (:class:`collectors.oops.window.TitleWindow`; default: its own lines from its first
+    headline on); ``boot_version``
+    is used when the report does not name a kernel version."""
+    texts = [t for _, t in lines]
+    text = "\n".join(t.rstrip() for t in texts) + "\n"
+    stripped = [t.strip() for t in texts]
+    rip = extract_rip(stripped)
+    frames = extract_frames(kind, stripped)
+    if window is None:
+        first = next((i for i, t in enumerate(texts) if header_of(t) is not None), len(texts))
+        window = texts[first:]
+    title, function = extract_title(kind, stripped, window, rip, frames)
+    cpu, pid, comm = extract_task(stripped)
+    letters = tainted_letters(text)
     return KernelReport(
         kind=kind,
         title=title,
-        function=func,
+        function=function,
         start_line=start,
         end_line=lines[-1][0],
-        kernel_version=version,
+        kernel_version=extract_version(stripped, boot_version),
         tainted=letters,
         taint_meanings=taint_meanings(letters),
         cpu=cpu,
         pid=pid,
         comm=comm,
-        hardware=hardware,
-        modules=tuple(modules),
+        hardware=extract_hardware(stripped),
+        modules=tuple(extract_modules(stripped)),
         rip=format_frame(rip) if rip is not None else None,
         frames=tuple(frames),
         truncated=truncated,
