@@ -57,23 +57,13 @@ class Plan:
 
 
 def page_down(x: int, page: int) -> int:
+    """``x`` rounded down to a multiple of ``page`` (a power of two)."""
     return x & ~(page - 1)
 
 
 def page_up(x: int, page: int) -> int:
+    """``x`` rounded up to a multiple of ``page`` (a power of two)."""
     return (x + page - 1) & ~(page - 1)
-
-
-def _segment_at(loads: Sequence[ProgramHeader], starts: list[int], addr: int) -> ProgramHeader | None:
-    i = bisect.bisect_right(starts, addr) - 1
-    if i >= 0 and loads[i].contains(addr):
-        return loads[i]
-    return None
-
-
-def _segment_above(loads: Sequence[ProgramHeader], starts: list[int], addr: int) -> ProgramHeader | None:
-    i = bisect.bisect_right(starts, addr)
-    return loads[i] if i < len(loads) else None
 
 
 class _Overlaps:
@@ -120,34 +110,95 @@ def _module_name_len(m: FileMapping) -> int:
     return len(m.path.encode("utf-8", "surrogateescape")) + 1
 
 
+class _Wants:
+    """The ranges a plan keeps, in the order they were decided (``--info`` lists them so), and
+    the warnings met on the way."""
+
+    __slots__ = ("wants", "warnings")
+
+    def __init__(self) -> None:
+        self.wants: list[Want] = []
+        self.warnings: list[str] = []
+
+    def __call__(self, start: int, end: int, reason: str) -> None:
+        """Keep ``[start, end)`` (an empty or inverted range is dropped)."""
+        if end > start:
+            self.wants.append(Want(start, end, reason))
+
+
+class _Loads:
+    """The dumped ``PT_LOAD`` segments (``p_filesz > 0``) sorted by ``p_vaddr``, searched by
+    bisection."""
+
+    __slots__ = ("segs", "starts")
+
+    def __init__(self, phdrs: Sequence[ProgramHeader]) -> None:
+        self.segs = sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz > 0),
+                           key=lambda p: p.p_vaddr)
+        self.starts = [p.p_vaddr for p in self.segs]
+
+    def at(self, addr: int) -> ProgramHeader | None:
+        """The segment holding ``addr``."""
+        i = bisect.bisect_right(self.starts, addr) - 1
+        if i >= 0 and self.segs[i].contains(addr):
+            return self.segs[i]
+        return None
+
+    def above(self, addr: int) -> ProgramHeader | None:
+        """The first segment starting above ``addr``."""
+        i = bisect.bisect_right(self.starts, addr)
+        return self.segs[i] if i < len(self.segs) else None
+
+
 def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: int | None = None,
               keep_heap: bool = False, keep_ranges: Sequence[tuple[int, int]] = ()) -> Plan:
-    """Decide the ranges to keep (see docs/coripper.md, "What is kept")."""
+    """Decide the ranges to keep (see docs/coripper.md, "What is kept"), in this order:
+    stacks and thread control blocks, first pages of mapped files, the vDSO, the data that
+    libthread_db reads, a static executable's .bss, the heap (``keep_heap``), the small
+    segments of a core without NT_FILE, and ``keep_ranges``."""
     page = notes.page_size
-    loads = sorted((p for p in phdrs if p.p_type == PT_LOAD and p.p_filesz > 0),
-                   key=lambda p: p.p_vaddr)
-    starts = [p.p_vaddr for p in loads]
-    wants: list[Want] = []
-    warnings: list[str] = []
+    loads = _Loads(phdrs)
+    want = _Wants()
+    _want_stacks(notes, loads, page, max_stack, want)
+    modules, header_pages = _want_header_pages(notes, loads, page, want)
+    vdso = notes.auxv.get(AT_SYSINFO_EHDR)
+    seg = loads.at(vdso) if vdso else None
+    if seg is not None:
+        want(seg.p_vaddr, seg.end, "vdso")
+    exe_path = notes.executable
+    interp_path = _interp_path(notes)
+    _want_thread_data(notes, loads, exe_path, interp_path, want)
+    if exe_path is not None and interp_path is None:
+        _want_static_bss(notes, loads, exe_path, want)
+    if keep_heap and exe_path is not None:
+        _want_heap(notes, loads, exe_path, want)
+    if not notes.mappings:
+        _want_without_nt_file(notes, phdrs, loads, want)
+    for start, end in keep_ranges:
+        want(page_down(start, page), page_up(end, page), f"--keep {start:#x}-{end:#x}")
+    synth_base, synth_size = _synth_area(notes, phdrs, modules, page)
+    return Plan(page, loads.segs, want.wants, modules, exe_path, _exe_start(notes), interp_path,
+                synth_base, synth_size, want.warnings, header_pages)
 
-    def want(start: int, end: int, reason: str) -> None:
-        if end > start:
-            wants.append(Want(start, end, reason))
 
-    # Stacks: from SP (minus the red zone, page-aligned) to the end of the dumped segment.
+def _want_stacks(notes: CoreNotes, loads: _Loads, page: int, max_stack: int | None,
+                 want: _Wants) -> None:
+    """Every thread's stack, from SP (minus the red zone, page-aligned) to the end of the
+    dumped segment (at most ``max_stack`` bytes), and the memory around its thread pointer."""
     for t in notes.threads:
         lo = page_down(max(t.sp - RED_ZONE, 0), page)
-        seg = _segment_at(loads, starts, t.sp) or _segment_at(loads, starts, lo)
+        seg = loads.at(t.sp) or loads.at(lo)
         if seg is not None:
             start = max(lo, seg.p_vaddr)
         else:
             # SP in no dumped segment (overflow into the guard gap): the nearest memory above.
-            seg = _segment_above(loads, starts, t.sp)
+            seg = loads.above(t.sp)
             if seg is None:
-                warnings.append(f"thread {t.tid}: no memory at or above SP {t.sp:#x}; registers only")
+                want.warnings.append(f"thread {t.tid}: no memory at or above SP {t.sp:#x}; "
+                                     "registers only")
                 continue
-            warnings.append(f"thread {t.tid}: SP {t.sp:#x} outside every dumped segment; "
-                            f"keeping memory from {seg.p_vaddr:#x}")
+            want.warnings.append(f"thread {t.tid}: SP {t.sp:#x} outside every dumped segment; "
+                                 f"keeping memory from {seg.p_vaddr:#x}")
             start = seg.p_vaddr
         end = seg.end if max_stack is None else min(seg.end, page_up(start + max_stack, page))
         want(start, end, f"stack tid {t.tid}")
@@ -156,13 +207,18 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
             want(page_down(max(t.tls - TLS_BELOW, 0), page), page_up(t.tls + TLS_ABOVE, page),
                  f"tcb tid {t.tid}")
 
-    # First page (ELF header, phdrs, build-id note) of every file mapped at offset 0.
+
+def _want_header_pages(notes: CoreNotes, loads: _Loads, page: int,
+                       want: _Wants) -> tuple[list[FileMapping], list[FileMapping]]:
+    """The first page (ELF header, phdrs, build-id note) of every file mapped at offset 0.
+
+    Returns the modules (one per start address) and those whose first page was dumped: only
+    a dumped page can be kept or read, and the kernel dumps it for ELF files only
+    (coredump_filter bit 4), so a file that is not ELF, mapped 65,530 times, adds no want."""
     modules: list[FileMapping] = []
-    seen: set[int] = set()
-    # Only a dumped first page can be kept or read: the kernel dumps it for ELF files only
-    # (coredump_filter bit 4), so a file that is not ELF, mapped 65,530 times, adds no want.
-    dumped = _Overlaps(loads)
     header_pages: list[FileMapping] = []
+    seen: set[int] = set()
+    dumped = _Overlaps(loads.segs)
     for m in notes.mappings:
         if m.file_offset == 0 and m.start not in seen:
             seen.add(m.start)
@@ -171,36 +227,42 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
             if dumped.meets(m.start, end):
                 header_pages.append(m)
                 want(m.start, end, f"elf header {m.path}")
+    return modules, header_pages
 
-    auxv = notes.auxv
-    vdso = auxv.get(AT_SYSINFO_EHDR)
-    if vdso:
-        seg = _segment_at(loads, starts, vdso)
-        if seg is not None:
-            want(seg.p_vaddr, seg.end, "vdso")
 
+def _exe_start(notes: CoreNotes) -> int | None:
+    """Start of the executable's mapping at file offset 0 (the highest one at or below
+    AT_PHDR), or None."""
     exe_path = notes.executable
-    exe_start = None
-    if exe_path is not None:
-        at_phdr = auxv.get(AT_PHDR, 0)
-        exe_maps = [m for m in notes.mappings if m.path == exe_path]
-        zero = [m for m in exe_maps if m.file_offset == 0 and m.start <= at_phdr]
-        exe_start = max((m.start for m in zero), default=None)
+    if exe_path is None:
+        return None
+    at_phdr = notes.auxv.get(AT_PHDR, 0)
+    return max((m.start for m in notes.mappings
+                if m.path == exe_path and m.file_offset == 0 and m.start <= at_phdr),
+               default=None)
 
-    # libthread_db (gdb's "Thread 0x... (LWP n)") reads the thread list heads and nptl state from
-    # the writable file-backed data of ld.so (_rtld_global: _dl_stack_user/_dl_stack_used, also
-    # r_debug) and of libc/libpthread (__nptl_nthreads, ...). A few pages each.
-    interp_path = None
-    base = auxv.get(AT_BASE)
-    if base:
-        interp_path = next((m.path for m in notes.mappings if m.start <= base < m.end), None)
+
+def _interp_path(notes: CoreNotes) -> str | None:
+    """Path of the mapping holding AT_BASE (the dynamic loader), or None (static)."""
+    base = notes.auxv.get(AT_BASE)
+    if not base:
+        return None
+    return next((m.path for m in notes.mappings if m.start <= base < m.end), None)
+
+
+def _want_thread_data(notes: CoreNotes, loads: _Loads, exe_path: str | None,
+                      interp_path: str | None, want: _Wants) -> None:
+    """The writable file-backed data that libthread_db (gdb's "Thread 0x... (LWP n)") reads the
+    thread list heads and nptl state from: ld.so's (_rtld_global: _dl_stack_user/_dl_stack_used,
+    also r_debug), libc's/libpthread's (__nptl_nthreads, ...), and a static executable's
+    (<= STATIC_DATA_MAX per segment). A few pages each."""
     data_of = {interp_path: "ld.so data"}
     for path in {m.path for m in notes.mappings}:       # each path once, not each mapping
         if THREAD_LIB.match(os.path.basename(path)):
             data_of[path] = "thread library data"
     if exe_path is not None and interp_path is None:
         data_of[exe_path] = "static executable data"
-    writable = _Overlaps([seg for seg in loads if seg.p_flags & PF_W])
+    writable = _Overlaps([seg for seg in loads.segs if seg.p_flags & PF_W])
     for m in notes.mappings:
         reason = data_of.get(m.path)
         if reason is None:
@@ -212,48 +274,54 @@ def plan_keep(notes: CoreNotes, phdrs: Sequence[ProgramHeader], *, max_stack: in
                     end = min(end, max(seg.p_vaddr, m.start) + STATIC_DATA_MAX)
                 want(max(seg.p_vaddr, m.start), end, reason)
 
-    if exe_path is not None and interp_path is None:
-        # static: nptl's list heads (_dl_stack_user, ...) live in the executable's .bss, whose
-        # tail past the file's last page is the anonymous mapping right after it.
-        exe_end = max(m.end for m in notes.mappings if m.path == exe_path)
-        seg = _segment_at(loads, starts, exe_end)
-        if seg is not None and seg.p_vaddr == exe_end and seg.p_flags & PF_W:
-            want(seg.p_vaddr, min(seg.end, seg.p_vaddr + STATIC_DATA_MAX), "static executable bss")
 
-    if keep_heap and exe_path is not None:
-        exe_end = max(m.end for m in notes.mappings if m.path == exe_path)
-        mapped = merge_ranges((m.start, m.end) for m in notes.mappings)
-        for seg in loads:
-            if not (exe_end <= seg.p_vaddr < exe_end + HEAP_WINDOW) or not seg.p_flags & PF_W:
-                continue
-            i = bisect.bisect_right(mapped, (seg.p_vaddr, 1 << 64)) - 1
-            if i >= 0 and mapped[i][0] <= seg.p_vaddr < mapped[i][1]:
-                continue
-            want(seg.p_vaddr, seg.end, "heap")
-            if seg.p_vaddr > exe_end:      # the first gap-separated anonymous segment is brk
-                break
+def _want_static_bss(notes: CoreNotes, loads: _Loads, exe_path: str, want: _Wants) -> None:
+    """Static executable: nptl's list heads (_dl_stack_user, ...) live in its .bss, whose tail
+    past the file's last page is the anonymous mapping right after it."""
+    exe_end = max(m.end for m in notes.mappings if m.path == exe_path)
+    seg = loads.at(exe_end)
+    if seg is not None and seg.p_vaddr == exe_end and seg.p_flags & PF_W:
+        want(seg.p_vaddr, min(seg.end, seg.p_vaddr + STATIC_DATA_MAX), "static executable bss")
 
-    if not notes.mappings:
-        # No NT_FILE (qemu-user writes none): modules cannot be located, so keep the small
-        # dumped segments, where modules' ELF headers, .dynamic, r_debug and link_map live.
-        warnings.append("no NT_FILE note: keeping every dumped segment up to "
-                        f"{NO_NT_FILE_SEGMENT_MAX} bytes")
-        for seg in loads:
-            if seg.p_filesz <= NO_NT_FILE_SEGMENT_MAX:
-                want(seg.p_vaddr, seg.end, "small segment (no NT_FILE)")
-        if not auxv.get(AT_BASE):
-            _want_static_exe_data(phdrs, auxv, want)
 
-    for start, end in keep_ranges:
-        want(page_down(start, page), page_up(end, page), f"--keep {start:#x}-{end:#x}")
+def _want_heap(notes: CoreNotes, loads: _Loads, exe_path: str, want: _Wants) -> None:
+    """``--keep-heap``: the writable anonymous segments within HEAP_WINDOW above the
+    executable, up to the first one separated from it by a gap (the brk heap)."""
+    exe_end = max(m.end for m in notes.mappings if m.path == exe_path)
+    mapped = merge_ranges((m.start, m.end) for m in notes.mappings)
+    for seg in loads.segs:
+        if not (exe_end <= seg.p_vaddr < exe_end + HEAP_WINDOW) or not seg.p_flags & PF_W:
+            continue
+        i = bisect.bisect_right(mapped, (seg.p_vaddr, 1 << 64)) - 1
+        if i >= 0 and mapped[i][0] <= seg.p_vaddr < mapped[i][1]:
+            continue
+        want(seg.p_vaddr, seg.end, "heap")
+        if seg.p_vaddr > exe_end:      # the first gap-separated anonymous segment is brk
+            break
 
-    synth_size = page_up(R_DEBUG_SIZE + sum(LINK_MAP_SIZE + _module_name_len(m) for m in modules)
-                         + LINK_MAP_SIZE + 1, page)
+
+def _want_without_nt_file(notes: CoreNotes, phdrs: Sequence[ProgramHeader], loads: _Loads,
+                          want: _Wants) -> None:
+    """No NT_FILE (qemu-user writes none): modules cannot be located, so keep the small dumped
+    segments, where modules' ELF headers, .dynamic, r_debug and link_map live."""
+    want.warnings.append("no NT_FILE note: keeping every dumped segment up to "
+                         f"{NO_NT_FILE_SEGMENT_MAX} bytes")
+    for seg in loads.segs:
+        if seg.p_filesz <= NO_NT_FILE_SEGMENT_MAX:
+            want(seg.p_vaddr, seg.end, "small segment (no NT_FILE)")
+    if not notes.auxv.get(AT_BASE):
+        _want_static_exe_data(phdrs, notes.auxv, want)
+
+
+def _synth_area(notes: CoreNotes, phdrs: Sequence[ProgramHeader], modules: Sequence[FileMapping],
+                page: int) -> tuple[int, int]:
+    """Where the synthesized r_debug and link_map chain (one entry per module) go, and their
+    page-rounded size: the lowest gap free of every segment and mapping."""
+    size = page_up(R_DEBUG_SIZE + sum(LINK_MAP_SIZE + _module_name_len(m) for m in modules)
+                   + LINK_MAP_SIZE + 1, page)
     occupied = [(p.p_vaddr, p.p_vaddr + max(p.p_memsz, p.p_filesz))
                 for p in phdrs if p.p_type == PT_LOAD] + [(m.start, m.end) for m in notes.mappings]
-    synth_base = find_gap(occupied, synth_size, page)
-    return Plan(page, loads, wants, modules, exe_path, exe_start, interp_path, synth_base,
-                synth_size, warnings, header_pages)
+    return find_gap(occupied, size, page), size
 
 
 def _want_static_exe_data(phdrs: Sequence[ProgramHeader], auxv: Mapping[int, int],
