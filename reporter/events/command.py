@@ -37,18 +37,33 @@ _QUESTIONS = (("ALERT ", None), ("ASK_YES_NO_YESFOREVER ", "N"), ("ASK_YES_NO_SA
 Log = Callable[[str], None]
 
 
+#: Wrappers of our commands (reporter-crashkit..., crashkit) that run ``python -m MODULE``.
+WRAPPERS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "bin")
+
+
 def tool_path(path: str | None) -> str:
-    """*path* with our own scripts' directory added, so that rules find ``reporter-crashkit``
-    and ``crashkit`` even when started from the hook with an empty environment."""
-    ours = [os.path.dirname(sys.executable), sysconfig.get_paths()["scripts"]]
+    """*path* with our own scripts' directory added, then :data:`WRAPPERS_DIR`, so that rules
+    find ``reporter-crashkit`` and ``crashkit`` even when started from the hook with an empty
+    environment (its interpreter, the real path of a venv's python, has none of the venv's
+    scripts next to it)."""
+    ours = [os.path.dirname(sys.executable), sysconfig.get_paths()["scripts"], WRAPPERS_DIR]
     entries = [p for p in (path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":") if p]
     return ":".join(dict.fromkeys(entries + ours))
+
+
+def wrapper_env() -> dict[str, str]:
+    """What the wrappers of :data:`WRAPPERS_DIR` run: this interpreter, with the directory of
+    our packages and this process's site directories (the hook runs ``python -I -S`` with them
+    on ``sys.path``)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # above reporter/
+    sites = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
+    return {"CRASHKIT_PYTHON": sys.executable, "CRASHKIT_PYTHONPATH": ":".join(dict.fromkeys([root, *sites]))}
 
 
 def command_env(dump_dir: str, event: str, options: Mapping[str, str],
                 extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of an event command."""
-    env = dict(os.environ)
+    env = {**wrapper_env(), **os.environ}
     env.update(options)
     env["DUMP_DIR"] = dump_dir
     env["EVENT"] = event
