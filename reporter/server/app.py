@@ -6,19 +6,25 @@ factory used with ``--workers N`` (the configuration travels in the environment)
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Engine
 
 from reporter.server import retention
-from reporter.server.auth import RateLimiter, TokenSet, presented_token
+from reporter.server.auth import RateLimiter, TokenSet, ensure_token_file, presented_token
 from reporter.server.blobs import BlobStore, open_blob_store
 from reporter.server.config import ServerConfig
 from reporter.server.db import make_engines
@@ -29,8 +35,12 @@ from reporter.server.security import BodyLimit, SecurityHeaders
 from reporter.server.storage import migrate
 
 log = logging.getLogger("crashkit.serve")
+# Ingests running at once in one worker: validation and bucketing hold the GIL, so more threads
+# only interleave (and stretch every request's latency); the rest wait in FIFO order.
+INGEST_THREADS = 4
 CHALLENGE = 'Bearer realm="crashkit", Basic realm="crashkit"'
 FORM_OVERHEAD = 64 * 1024
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,15 +52,18 @@ class State:
     reader: Engine
     blobs: BlobStore
     ingestor: Ingestor
-    upload_tokens: TokenSet | None
+    upload_tokens: TokenSet
     read_tokens: TokenSet | None
     limiter: RateLimiter
     metrics: Metrics
+    ingest_slots: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(INGEST_THREADS))
 
-    def upload_credential(self, request: Request) -> str | None:
-        """The label of the request's upload token; 401 when tokens are configured and it has none."""
-        if self.upload_tokens is None:
-            return None
+    async def run_ingest(self, func: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Run a blocking ingest step in a worker thread, at most :data:`INGEST_THREADS` at once."""
+        return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=self.ingest_slots)
+
+    def upload_credential(self, request: Request) -> str:
+        """The label of the request's upload token; 401 when it has none (uploads always need one)."""
         label = self.upload_tokens.match(presented_token(request.headers.get("authorization")))
         if label is None:
             raise Unauthorized("a valid upload token is required (Authorization: Bearer TOKEN, "
@@ -87,10 +100,13 @@ def build_state(config: ServerConfig) -> State:
     writer, reader = make_engines(config.database_url)
     migrate(writer, config.data_dir)
     blobs = open_blob_store(config.blob_url, fsync=config.fsync)
+    os.makedirs(config.tmp_dir, mode=0o750, exist_ok=True)
+    if not config.token_file:
+        ensure_token_file(config.upload_token_path)  # prepare() made it, unless the app is built directly
     return State(
         config=config, writer=writer, reader=reader, blobs=blobs,
-        ingestor=Ingestor(config, writer, blobs),
-        upload_tokens=TokenSet(config.token_file) if config.token_file else None,
+        ingestor=Ingestor(config, writer, blobs, reader),
+        upload_tokens=TokenSet(config.upload_token_path),
         read_tokens=TokenSet(config.read_token_file) if config.read_token_file else None,
         limiter=RateLimiter(config.limits.rate_per_token, config.limits.rate_burst),
         metrics=Metrics())

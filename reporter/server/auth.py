@@ -17,6 +17,8 @@ import hashlib
 import hmac
 import logging
 import os
+import secrets
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -48,6 +50,36 @@ def parse_token_file(text: str) -> list[Token]:
     return out
 
 
+GENERATED_HEADER = ("# Upload tokens of this crashkit serve, one a line: TOKEN [LABEL]. Generated on first start\n"
+                    "# because no --token-file was given; add, remove or rotate tokens here, then SIGHUP.\n")
+
+
+def ensure_token_file(path: str) -> bool:
+    """Create *path* with one random token (mode 0600) unless it exists; True if it was created.
+
+    The file appears complete or not at all (written aside, then hard-linked into place), so
+    two services starting on one data directory agree on the token.
+    """
+    if os.path.exists(path):
+        return False
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    aside = os.path.join(directory, f".upload-tokens.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(GENERATED_HEADER + secrets.token_urlsafe(32) + " default\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(aside)
+
+
 class TokenSet:
     """The tokens of one file, reloaded when it changes or on :meth:`request_reload`."""
 
@@ -75,6 +107,12 @@ class TokenSet:
                 raise ConfigError(f"token file {self.path}: {exc}") from None
             log.warning("token file %s not re-read: %s", self.path, exc)
             return
+        if not tokens:
+            if strict:
+                raise ConfigError(f"token file {self.path} has no token: every upload would be refused")
+            log.warning("token file %s has no token now: every request it guards gets 401", self.path)
+        if _mode(self.path) & stat.S_IROTH:
+            log.warning("token file %s is readable by every user", self.path)
         with self._lock:
             self._tokens, self._stamp = tokens, stamp
         log.info("token file %s: %d tokens", self.path, len(tokens))
@@ -112,6 +150,14 @@ class TokenSet:
 
     def __len__(self) -> int:
         return len(self._tokens)
+
+
+def _mode(path: str) -> int:
+    """The permission bits of *path* (0 when it cannot be read)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        return 0
 
 
 def presented_token(authorization: str | None) -> str | None:

@@ -48,6 +48,7 @@ class LocalBlobStore:
         self.root = os.path.abspath(root)
         self.url = self.root
         self.fsync = fsync
+        self._dirs: set[str] = set()   # the ab/ directories known to exist
         os.makedirs(self.root, mode=0o750, exist_ok=True)
 
     def path(self, key: str) -> str:
@@ -59,7 +60,10 @@ class LocalBlobStore:
     def put_file(self, key: str, path: str) -> None:
         """Rename the (same-filesystem) temp file into place; an existing blob wins."""
         dest = self.path(key)
-        os.makedirs(os.path.dirname(dest), mode=0o750, exist_ok=True)
+        parent = os.path.dirname(dest)
+        if parent not in self._dirs:
+            os.makedirs(parent, mode=0o750, exist_ok=True)
+            self._dirs.add(parent)
         if self.fsync:
             fd = os.open(path, os.O_RDONLY)
             try:

@@ -15,6 +15,7 @@ from reporter.server.errors import ConfigError
 
 CONFIG_ENV = "CRASHKIT_SERVE_CONFIG"
 DEFAULT_DATA = "/var/lib/crashkit-server"
+GENERATED_TOKEN_FILE = "upload-tokens"      # in the data directory, when no --token-file is given
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
@@ -60,7 +61,7 @@ class ServerConfig:
     data_dir: str = DEFAULT_DATA
     db_url: str | None = None                # default: sqlite:///DATA/crashkit.sqlite3
     blobs_url: str | None = None             # default: DATA/blobs
-    token_file: str | None = None            # upload tokens; None = uploads need no token
+    token_file: str | None = None            # upload tokens; None = DATA/upload-tokens, generated
     read_token_file: str | None = None       # UI/API read tokens; None = reading is open
     workers: int = 1
     fsync: bool = True
@@ -79,6 +80,11 @@ class ServerConfig:
     def blob_url(self) -> str:
         """``s3://bucket/prefix`` or a local directory."""
         return self.blobs_url or os.path.join(os.path.abspath(self.data_dir), "blobs")
+
+    @property
+    def upload_token_path(self) -> str:
+        """The upload token file: ``--token-file``, else the one generated in the data directory."""
+        return self.token_file or os.path.join(os.path.abspath(self.data_dir), GENERATED_TOKEN_FILE)
 
     @property
     def tmp_dir(self) -> str:

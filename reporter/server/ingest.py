@@ -15,14 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, text
 
 from reporter.server import storage
 from reporter.server.archive import ArchiveLimits, ProblemArchive, validate
 from reporter.server.blobs import BlobStore, blob_key
 from reporter.server.classify import Classified, classify_bundle, classify_ureport
 from reporter.server.config import ServerConfig
-from reporter.server.db import reports
 from reporter.server.errors import RejectedInput
 from reporter.server.ureport import UReport, parse
 from reporter.server.uploads import Spooled
@@ -30,6 +29,12 @@ from reporter.server.uploads import Spooled
 STORED_ELEMENT_TEXT = 256 * 1024     # per element, in the database (the bundle has it all)
 STORED_TEXT_TOTAL = 1024 * 1024      # per report
 FUTURE_SLACK = 300.0                 # a crash "time" later than this past now is not believed
+
+
+# a repeat: the same bytes, or the same client report id
+_SQL_SEEN = text("SELECT id, bucket_id, bthash, kind FROM reports WHERE content_hash = :sha")
+_SQL_SEEN_ID = text("SELECT id, bucket_id, bthash, kind FROM reports WHERE content_hash = :sha "
+                    "UNION ALL SELECT id, bucket_id, bthash, kind FROM reports WHERE client_id = :cid LIMIT 1")
 
 
 @dataclass(frozen=True)
@@ -95,21 +100,18 @@ def _package(problem: ProblemArchive) -> str | None:
 class Ingestor:
     """Ingestion with one configuration, database and blob store."""
 
-    def __init__(self, config: ServerConfig, engine: Engine, blobs: BlobStore) -> None:
+    def __init__(self, config: ServerConfig, engine: Engine, blobs: BlobStore, reader: Engine | None = None) -> None:
         self.config = config
         self.engine = engine
+        self.reader = reader or engine   # the look-up of repeats must not take SQLite's write lock
         self.blobs = blobs
         self.limits = archive_limits(config)
 
     def _already_stored(self, sha256: str, client_id: str | None) -> Accepted | None:
         """A cheap look-up so that a repeat is not validated and uploaded again (the upsert
         in :func:`storage.record` remains what guarantees one report)."""
-        cond = reports.c.content_hash == sha256
-        if client_id:
-            cond = cond | (reports.c.client_id == client_id)
-        with self.engine.connect() as conn:
-            row = conn.execute(select(reports.c.id, reports.c.bucket_id, reports.c.bthash, reports.c.kind)
-                               .where(cond).limit(1)).first()
+        with self.reader.connect() as conn:
+            row = conn.execute(_SQL_SEEN_ID if client_id else _SQL_SEEN, {"sha": sha256, "cid": client_id}).first()
         if row is None:
             return None
         return Accepted(int(row.id), int(row.bucket_id), True, True, row.bthash, str(row.kind))

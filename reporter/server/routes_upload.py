@@ -71,8 +71,8 @@ async def _ingest(request: Request, body: Spooled, name: str | None, token: str 
                   client_id: str | None, endpoint: str) -> JSONResponse:
     st = state_of(request)
     try:
-        accepted = await run_in_threadpool(st.ingestor.ingest_archive, body, name=name, token=token,
-                                           client_id=client_id)
+        accepted = await st.run_ingest(st.ingestor.ingest_archive, body, name=name, token=token,
+                                       client_id=client_id)
     except RejectedInput:
         st.metrics.upload(endpoint, "rejected")
         raise
@@ -142,8 +142,8 @@ async def faf_new(request: Request) -> Response:
     finally:
         form.discard()
     try:
-        accepted, report = await run_in_threadpool(st.ingestor.ingest_ureport, part, token=token,
-                                                   client_id=client_id)
+        accepted, report = await st.run_ingest(st.ingestor.ingest_ureport, part, token=token,
+                                               client_id=client_id)
     except RejectedInput:
         st.metrics.upload("faf", "rejected")
         raise

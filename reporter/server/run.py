@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 
 from reporter.server.config import CONFIG_ENV, DEFAULT_DATA, Limits, Retention, ServerConfig
 from reporter.server.errors import ConfigError
@@ -35,8 +36,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 def prepare(config: ServerConfig) -> None:
     """Create the data directory, check the token files, and migrate the database once."""
+    from reporter.server.auth import TokenSet, ensure_token_file
     from reporter.server.blobs import open_blob_store
-    from reporter.server.auth import TokenSet
     from reporter.server.db import make_engines
     from reporter.server.storage import migrate
 
@@ -53,7 +54,12 @@ def prepare(config: ServerConfig) -> None:
         reader.dispose()
     open_blob_store(config.blob_url, fsync=config.fsync)
     if not config.token_file:
-        log.warning("no --token-file: uploads are accepted without a token")
+        created = ensure_token_file(config.upload_token_path)
+        TokenSet(config.upload_token_path)
+        print(f"crashkit serve: uploads need a token from {config.upload_token_path} "
+              f"({'generated now' if created else 'generated on the first start'}; no --token-file given); "
+              "send it as 'Authorization: Bearer TOKEN' or as the password of http://user:TOKEN@host/",
+              file=sys.stderr, flush=True)
 
 
 def serve(config: ServerConfig) -> int:

@@ -3,8 +3,8 @@
 :func:`record` is one transaction per report. Idempotency is the database's: the report row
 is inserted with ``ON CONFLICT DO NOTHING`` on its unique content hash and client id, and a
 report that turns out to be a repeat rolls the whole transaction back, so no counter moves.
-Buckets are created the same way (``ON CONFLICT DO NOTHING`` on ``(kind, duphash)``) and
-counted with ``count = count + 1`` in SQL, so concurrent workers never lose an increment.
+Buckets are created or counted by one upsert on ``(kind, duphash)`` (``ON CONFLICT DO UPDATE
+SET count = count + 1``), so concurrent workers never lose an increment.
 """
 
 from __future__ import annotations
@@ -107,12 +107,16 @@ def _clip(value: str | None, limit: int = MAX_VALUE) -> str | None:
 
 
 # The write path as plain SQL: the same text is valid on SQLite (>= 3.35) and PostgreSQL, and
-# constant statements skip SQLAlchemy's per-call construction and cache-key work.
+# constant statements skip SQLAlchemy's per-call construction and cache-key work. One report is
+# five statements in the common case: the bucket upsert (created or counted, returning its id),
+# the report insert, the host, day and (multi-row) version upserts.
 _SQL_BUCKET = text(
     "INSERT INTO buckets (kind, duphash, title, component, executable, crash_function, count, host_count, "
-    "first_seen, last_seen) VALUES (:kind, :duphash, :title, :component, :executable, :crash_function, 0, 0, "
-    ":t, :t) ON CONFLICT (kind, duphash) DO NOTHING")
-_SQL_BUCKET_ID = text("SELECT id, count FROM buckets WHERE kind = :kind AND duphash = :duphash")
+    "first_seen, last_seen) VALUES (:kind, :duphash, :title, :component, :executable, :crash_function, 1, 0, "
+    ":t, :t) ON CONFLICT (kind, duphash) DO UPDATE SET count = buckets.count + 1, "
+    "last_seen = CASE WHEN buckets.last_seen < :t THEN :t ELSE buckets.last_seen END, "
+    "first_seen = CASE WHEN buckets.first_seen > :t THEN :t ELSE buckets.first_seen END "
+    "RETURNING id, count, representative_id")
 _REPORT_COLUMNS = ("bucket_id", "source", "client_id", "content_hash", "bthash", "duphash_sent", "kind", "host",
                    "received_at", "crash_time", "reason", "executable", "component", "package", "kernel",
                    "architecture", "os", "container", "token", "blob_key", "blob_size", "archive_format", "name",
@@ -120,10 +124,8 @@ _REPORT_COLUMNS = ("bucket_id", "source", "client_id", "content_hash", "bthash",
 _SQL_REPORT = text(
     f"INSERT INTO reports ({', '.join(_REPORT_COLUMNS)}) VALUES ({', '.join(':' + c for c in _REPORT_COLUMNS)}) "
     "ON CONFLICT DO NOTHING RETURNING id")
-_SQL_COUNT = text(
-    "UPDATE buckets SET count = count + 1, host_count = host_count + :new_host, "
-    "last_seen = CASE WHEN last_seen < :t THEN :t ELSE last_seen END, "
-    "first_seen = CASE WHEN first_seen > :t THEN :t ELSE first_seen END, "
+_SQL_BUCKET_FIRSTS = text(
+    "UPDATE buckets SET host_count = host_count + :new_host, "
     "representative_id = COALESCE(representative_id, :rid) WHERE id = :bid")
 _SQL_HOST = text(
     "INSERT INTO bucket_hosts (bucket_id, host, count, first_seen, last_seen) VALUES (:bid, :host, 1, :t, :t) "
@@ -134,9 +136,20 @@ _SQL_HOST = text(
 _SQL_DAY = text(
     "INSERT INTO bucket_days (bucket_id, day, count) VALUES (:bid, :day, 1) "
     "ON CONFLICT (bucket_id, day) DO UPDATE SET count = bucket_days.count + 1")
-_SQL_VERSION = text(
-    "INSERT INTO bucket_versions (bucket_id, dimension, value, count) VALUES (:bid, :dimension, :value, 1) "
-    "ON CONFLICT (bucket_id, dimension, value) DO UPDATE SET count = bucket_versions.count + 1")
+_SQL_VERSIONS: dict[int, Any] = {}
+
+
+def _sql_versions(rows: int) -> Any:
+    """The upsert of *rows* distinct version tallies in one statement (cached per row count)."""
+    stmt = _SQL_VERSIONS.get(rows)
+    if stmt is None:
+        values = ", ".join(f"(:bid, :d{i}, :v{i}, 1)" for i in range(rows))
+        stmt = _SQL_VERSIONS[rows] = text(
+            f"INSERT INTO bucket_versions (bucket_id, dimension, value, count) VALUES {values} "
+            "ON CONFLICT (bucket_id, dimension, value) DO UPDATE SET count = bucket_versions.count + 1")
+    return stmt
+
+
 # SQLite has one writer at a time anyway: queueing this process's writers on a lock is cheaper
 # than letting them spin in SQLite's busy handler (which sleeps in growing steps).
 _SQLITE_WRITE_LOCK = threading.Lock()
@@ -180,26 +193,26 @@ def _record(engine: Engine, new: NewReport) -> Recorded:
     with engine.connect() as conn:
         trans = conn.begin()
         try:
-            bucket_id, known = _ensure_bucket(conn, new)
+            bucket_id, count, representative = _upsert_bucket(conn, new)
             report_id = _insert_report(conn, new, bucket_id)
             if report_id is None:
                 trans.rollback()
                 return _existing(conn, new)
-            _count(conn, new, bucket_id, report_id)
+            _count(conn, new, bucket_id, report_id, representative is None)
             trans.commit()
         except BaseException:
             if trans.is_active:
                 trans.rollback()
             raise
-    return Recorded(report_id, bucket_id, duplicate=False, known=known)
+    return Recorded(report_id, bucket_id, duplicate=False, known=count > 1)
 
 
-def _ensure_bucket(conn: Connection, new: NewReport) -> tuple[int, bool]:
-    conn.execute(_SQL_BUCKET, {"kind": new.kind, "duphash": new.duphash, "title": new.title[:1000],
-                               "component": new.component, "executable": new.executable,
-                               "crash_function": new.crash_function, "t": new.occurred_at})
-    row = conn.execute(_SQL_BUCKET_ID, {"kind": new.kind, "duphash": new.duphash}).one()
-    return int(row[0]), int(row[1]) > 0
+def _upsert_bucket(conn: Connection, new: NewReport) -> tuple[int, int, int | None]:
+    """Create the bucket or count one more report in it: (id, count now, representative)."""
+    row = conn.execute(_SQL_BUCKET, {"kind": new.kind, "duphash": new.duphash, "title": new.title[:1000],
+                                     "component": new.component, "executable": new.executable,
+                                     "crash_function": new.crash_function, "t": new.occurred_at}).one()
+    return int(row[0]), int(row[1]), None if row[2] is None else int(row[2])
 
 
 def _insert_report(conn: Connection, new: NewReport, bucket_id: int) -> int | None:
@@ -226,14 +239,19 @@ def _existing(conn: Connection, new: NewReport) -> Recorded:
     return Recorded(int(row.id), int(row.bucket_id), duplicate=True, known=True)
 
 
-def _count(conn: Connection, new: NewReport, bucket_id: int, report_id: int) -> None:
+def _count(conn: Connection, new: NewReport, bucket_id: int, report_id: int, no_representative: bool) -> None:
     t = new.occurred_at
     host = _clip(new.host) or "unknown"
-    host_count = int(conn.execute(_SQL_HOST, {"bid": bucket_id, "host": host, "t": t}).scalar_one())
-    conn.execute(_SQL_COUNT, {"bid": bucket_id, "t": t, "rid": report_id, "new_host": 1 if host_count == 1 else 0})
+    new_host = int(conn.execute(_SQL_HOST, {"bid": bucket_id, "host": host, "t": t}).scalar_one()) == 1
+    if new_host or no_representative:
+        conn.execute(_SQL_BUCKET_FIRSTS, {"bid": bucket_id, "rid": report_id, "new_host": int(new_host)})
     conn.execute(_SQL_DAY, {"bid": bucket_id, "day": int(t // DAY)})
-    for dimension, value in sorted(set(new.versions)):
-        conn.execute(_SQL_VERSION, {"bid": bucket_id, "dimension": dimension, "value": value[:MAX_VALUE]})
+    versions = sorted({(d, v[:MAX_VALUE]) for d, v in new.versions})
+    if versions:
+        params: dict[str, Any] = {"bid": bucket_id}
+        for i, (dimension, value) in enumerate(versions):
+            params[f"d{i}"], params[f"v{i}"] = dimension, value
+        conn.execute(_sql_versions(len(versions)), params)
 
 
 def add_attachment(engine: Engine, bthash: str, kind: str, data: str, when: float,

@@ -46,8 +46,11 @@ class Spooled:
 
 class _SpoolFile:
     def __init__(self, tmp_dir: str, limit: int, what: str) -> None:
-        os.makedirs(tmp_dir, mode=0o750, exist_ok=True)
-        fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=tmp_dir)
+        try:
+            fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=tmp_dir)
+        except FileNotFoundError:  # created at start-up; removed by hand since
+            os.makedirs(tmp_dir, mode=0o750, exist_ok=True)
+            fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=tmp_dir)
         self.f = os.fdopen(fd, "wb")
         self.hash = hashlib.sha256()
         self.size = 0

@@ -96,17 +96,25 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def first_token(path: Path) -> str:
+    """The first token of a token file (``TOKEN [LABEL]`` lines, ``#`` comments)."""
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line.split()[0]
+    raise ValueError(f"{path} has no token")
+
+
 class Serve:
     """``crashkit serve`` in a subprocess on a free port; stop with :meth:`stop`."""
 
     def __init__(self, data: Path, *, db: str | None = None, blobs: str | None = None,
                  token_file: Path | None = None, read_token_file: Path | None = None,
                  extra: list[str] | None = None, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None, workers: int = 1) -> None:
+                 cwd: Path | None = None, workers: int = 1, fsync: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "collectors.cli", "serve", "--port", str(self.port), "--data", str(data),
-                "--no-fsync", "--workers", str(workers)]
+                "--workers", str(workers)] + ([] if fsync else ["--no-fsync"])
         for opt, value in (("--db", db), ("--blobs", blobs), ("--token-file", token_file),
                            ("--read-token-file", read_token_file)):
             if value is not None:
@@ -118,6 +126,12 @@ class Serve:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=full_env,
                                      cwd=str(cwd or data.parent), start_new_session=True)
         self.wait_ready()
+        #: an upload token the server accepts: the first of --token-file, else of the file it generated
+        self.token = first_token(token_file or data / "upload-tokens")
+
+    def auth(self) -> dict[str, str]:
+        """The ``Authorization`` header with :attr:`token`."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until /healthz answers."""
@@ -141,6 +155,26 @@ class Serve:
             return httpx.get(self.url + "/healthz", timeout=5.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def pids(self) -> list[int]:
+        """The server process and its worker processes (``--workers N``)."""
+        out = [self.proc.pid]
+        try:
+            out += [int(p) for p in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()]
+        except OSError:
+            pass
+        return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by :meth:`pids` (processes that exited are not counted)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def signal(self, sig: int) -> None:
         """Send *sig* to the server process."""

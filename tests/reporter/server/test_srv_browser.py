@@ -36,11 +36,11 @@ def test_ui_in_a_browser(db_url: str, tmp_path: Path, browser: Any) -> None:
     try:
         with httpx.Client(timeout=60) as client:
             for i in range(3):  # bucket 1: three reports from three hosts
-                assert upload(client, server.url, make_archive(ccpp_elements(1, host=f"web-{i}", unique=str(i)))).status_code == 201
-            assert upload(client, server.url, make_archive(ccpp_elements(2, host="db-1", reason=EVIL))).status_code == 201
+                assert upload(client, server.url, make_archive(ccpp_elements(1, host=f"web-{i}", unique=str(i))), token=server.token).status_code == 201
+            assert upload(client, server.url, make_archive(ccpp_elements(2, host="db-1", reason=EVIL)), token=server.token).status_code == 201
             faf = client.post(f"{server.url}/faf/reports/new/", files={"file": ("*buffer*", (
                 Path(os.environ.get("CRASHKIT_FIXTURES", Path(__file__).resolve().parents[4] / "shared" / "fixtures"))
-                / "satyr-ureport" / "ureport-1").read_bytes())})
+                / "satyr-ureport" / "ureport-1").read_bytes())}, headers=server.auth())
             assert faf.status_code == 202
 
         page = browser.new_page()

@@ -121,7 +121,7 @@ def test_workers_option(tmp_path: Path) -> None:
     server = Serve(tmp_path / "data", workers=2, extra=["--rate-limit", "0"])
     try:
         with httpx.Client(timeout=60) as client:
-            ids = {upload(client, server.url, make_archive(ccpp_elements(1, unique=str(i)))).json()["id"]
+            ids = {upload(client, server.url, make_archive(ccpp_elements(1, unique=str(i))), token=server.token).json()["id"]
                    for i in range(20)}
             assert len(ids) == 20
             assert client.get(f"{server.url}/api/v1/buckets").json()["buckets"][0]["count"] == 20

@@ -18,7 +18,7 @@ def running(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     server = Serve(tmp_path_factory.mktemp("schema") / "data", db=module_db_url, extra=["--rate-limit", "0"])
     with httpx.Client(timeout=60) as client:  # something to find: ids 1 and 2 exist
         for i in range(2):
-            upload(client, server.url, make_archive(ccpp_elements(i)))
+            upload(client, server.url, make_archive(ccpp_elements(i)), token=server.token)
     try:
         yield server
     finally:
@@ -32,7 +32,7 @@ def test_api_conforms_to_its_schema(running: Serve, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(cli), "run", running.url + "/openapi.json", "--max-examples", "15", "--workers", "2",
          "--phases", "examples,coverage,fuzzing", "--generation-deterministic", "--no-color",
-         "--exclude-checks", "positive_data_acceptance"],
+         "--exclude-checks", "positive_data_acceptance", "--header", f"Authorization: Bearer {running.token}"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert running.alive()
