@@ -29,6 +29,8 @@ STACK_START = [
     re.compile(r"status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}"),
 ]
 _RISCV_START = STACK_START[-1]
+# All of them in one pattern (a line starts a stack when any of them is found in it).
+_ANY_STACK_START = re.compile("|".join(f"(?:{rx.pattern})" for rx in STACK_START))
 # A frame line: "[<addr>] [<addr>] name+0x..", "name.isra.0+0x.."; arm also names the caller.
 FRAME_LINES = [
     re.compile(r"^ *+(?:\[<?(?:0x)?[0-9a-f]++>?\] ){0,2}([a-zA-Z0-9_]++)[.+]"),
@@ -147,7 +149,7 @@ def _add(frames: list[str], match: re.Match[str] | None, skip: SkipSet) -> None:
 
 
 def _is_stack_start(line: str) -> bool:
-    return any(rx.search(line) for rx in STACK_START)
+    return _ANY_STACK_START.search(line) is not None
 
 
 def _frame_match(line: str) -> re.Match[str] | None:
@@ -159,9 +161,10 @@ def _frame_match(line: str) -> re.Match[str] | None:
 
 
 def walk(lines: Sequence[str], parts: Sequence[re.Pattern[str] | str], skip: SkipSet,
-         choose: Callable[[list[str]], str]) -> tuple[list[str], bool]:
+         choose: Callable[[list[str]], str], first_only: bool = False) -> tuple[list[str], bool]:
     """Frames picked by ``parts`` from ``lines`` (one per stack part, :data:`CORRUPTED`
-    where a stack had none) and whether the walk found all it looked for."""
+    where a stack had none) and whether the walk found all it looked for. ``first_only``:
+    ``choose`` takes the first frame of a stack, so a stack's later frames need not be read."""
     results: list[str] = []
     collected: list[str] = []
     ok = True
@@ -181,21 +184,9 @@ def walk(lines: Sequence[str], parts: Sequence[re.Pattern[str] | str], skip: Ski
         if isinstance(part, str):
             stacks += 1
             following = parts[index + 1] if index + 1 < len(parts) else None
-            while at < len(lines):
-                line = lines[at]
-                at += 1
-                if CORRUPTED_LINE.search(line):
-                    ok = False
-                    break
-                if _is_stack_start(line):
-                    break
-                if isinstance(following, re.Pattern):
-                    m = following.search(line)
-                    if m:
-                        _add(collected, m, skip)
-                        index += 1
-                        break
-                _add(collected, _frame_match(line), skip)
+            at, clean, passed = _read_stack(lines, at, following, collected, skip, first_only)
+            ok = ok and clean
+            index += passed
         else:
             while at < len(lines):
                 line = lines[at]
@@ -210,6 +201,60 @@ def walk(lines: Sequence[str], parts: Sequence[re.Pattern[str] | str], skip: Ski
         index += 1
 
 
+# A literal that every line which starts a stack (STACK_START) or is a fault-injection frame
+# (CORRUPTED_LINE) holds: where to look for the end of a stack whose first frame is known.
+_STOP_WORDS = ("Call Trace", "Call trace", "Allocated", "Freed", "backtrace", "Backtrace:", "Uninit was stored",
+               "status: ", "should_fail")
+
+
+def _skip_stack(lines: Sequence[str], at: int) -> tuple[int, bool]:
+    """Pass the rest of a stack from ``lines[at]`` without reading its frames: ``(the index
+    after the line that ended it, False when that was a fault-injection frame)``."""
+    rest = "\n".join(lines[at:])
+    start = 0
+    while True:
+        hits = [i for i in (rest.find(w, start) for w in _STOP_WORDS) if i >= 0]
+        if not hits:
+            return len(lines), True
+        hit = min(hits)
+        index = at + rest.count("\n", 0, hit)
+        line = lines[index]
+        if CORRUPTED_LINE.search(line):
+            return index + 1, False
+        if _is_stack_start(line):
+            return index + 1, True
+        nl = rest.find("\n", hit)
+        if nl < 0:
+            return len(lines), True
+        start = nl + 1
+
+
+def _read_stack(lines: Sequence[str], at: int, following: re.Pattern[str] | str | None, collected: list[str],
+                skip: SkipSet, first_only: bool) -> tuple[int, bool, int]:
+    """Read one stack from ``lines[at]`` into ``collected``, up to a line that starts another
+    stack or matches ``following`` (the next part, when a pattern); returns the line index to
+    go on from, False when a fault-injection frame made the stack unreliable, and 1 when
+    ``following`` matched (its part is passed too), else 0."""
+    watch = following if isinstance(following, re.Pattern) else None
+    while at < len(lines):
+        if first_only and collected and watch is None:
+            at, clean = _skip_stack(lines, at)
+            return at, clean, 0
+        line = lines[at]
+        at += 1
+        if CORRUPTED_LINE.search(line):
+            return at, False, 0
+        if _is_stack_start(line):
+            return at, True, 0
+        if watch is not None:
+            m = watch.search(line)
+            if m:
+                _add(collected, m, skip)
+                return at, True, 1
+        _add(collected, _frame_match(line), skip)
+    return at, True, 0
+
+
 def guilty_frames(lines: Sequence[str], parts: Sequence[re.Pattern[str] | str],
                   parts2: Sequence[re.Pattern[str] | str], extra_skip: tuple[str, ...],
                   extractor: str) -> tuple[list[str], bool]:
@@ -220,10 +265,11 @@ def guilty_frames(lines: Sequence[str], parts: Sequence[re.Pattern[str] | str],
     def choose(frames: list[str]) -> str:
         return pick(frames, extractor)
 
-    frames, ok = walk(lines, parts, skip, choose)
+    first_only = extractor not in ("stall", "hang")
+    frames, ok = walk(lines, parts, skip, choose, first_only)
     if ok or not parts2:
         return frames, ok
-    return walk(lines, parts2, skip, choose)
+    return walk(lines, parts2, skip, choose, first_only)
 
 
 def has_riscv_stack(lines: Sequence[str]) -> bool:

@@ -23,8 +23,9 @@ from collectors.oops import kinds as K
 from collectors.oops.frames import KernelFrame, parse_frame
 from collectors.oops.headlines import header_of
 from collectors.oops.lines import MAX_LINE_CHARS, strip_prefix
+from collectors.oops.prefilter import anchor_lines, has_anchor
 from collectors.oops.report import FUNC_LIKE, TRACE_START, KernelReport, build_report
-from collectors.oops.window import TitleWindow
+from collectors.oops.window import SPECIAL_WORDS, TitleWindow
 
 __all__ = ["KernelFrame", "KernelReport", "scan_lines", "scan_text", "scan_stream"]
 
@@ -136,7 +137,7 @@ class _Scanner:
         if not stripped:
             return  # ABRT ignores empty lines too (§5.1)
         self.lineno = lineno
-        anchored = K.ANCHOR_RE.search(stripped) is not None
+        anchored = has_anchor(stripped)
         header = header_of(stripped) if anchored else None
         if self.windows:
             self._offer(lineno, text, ln.caller, ln.stamped, header is not None)
@@ -207,6 +208,20 @@ class _Scanner:
         text = text[:MAX_LINE_CHARS]
         for w in self.windows:
             w.offer(lineno, text, caller, stamped, headline)
+        if any(w.done for w in self.windows):
+            self.windows = [w for w in self.windows if not w.done]
+            self._finalize()
+
+    def offer_plain(self, run: list[tuple[int, str]], special: bool) -> None:
+        """What :meth:`feed` does with each of ``run``'s ``(line number, text)`` lines while
+        no report is open, for lines with a printk timestamp, no caller id and nothing that
+        starts or ends a report (``_offer_run`` picks them): offer them to the title windows
+        (``special``: some may hold a :data:`collectors.oops.window.SPECIAL_WORDS` text)."""
+        last = 0
+        for w in self.windows:
+            closed = w.offer_plain(run, special)
+            last = max(last, run[-1][0] if closed is None else closed)
+        self.lineno = last  # the last line fed: after it every window was done
         if any(w.done for w in self.windows):
             self.windows = [w for w in self.windows if not w.done]
             self._finalize()
@@ -396,10 +411,9 @@ class _Scanner:
 def scan_lines(lines: Iterable[str]) -> Iterator[KernelReport]:
     """Yield the reports found in ``lines`` (1-based line numbers), in input order."""
     sc = _Scanner()
-    anchor = K.ANCHOR_RE.search
     lineno = 0
     for lineno, line in enumerate(lines, 1):
-        if sc.open or sc.windows or anchor(line, 0, MAX_LINE_CHARS):
+        if sc.open or sc.windows or has_anchor(line[:MAX_LINE_CHARS]):
             sc.feed(lineno, line)
             if sc.done and sc.settled:
                 yield from sc.take()
@@ -417,7 +431,6 @@ def scan_text(text: str) -> list[KernelReport]:
 
 _BLOCK = 4 << 20
 _MAX_BUFFERED_LINE = 16 << 20
-_ANCHORS_B = tuple(a.encode() for a in K.ANCHORS)
 
 
 def scan_stream(fp: BinaryIO, block_size: int = _BLOCK) -> Iterator[KernelReport]:
@@ -464,28 +477,29 @@ def scan_stream(fp: BinaryIO, block_size: int = _BLOCK) -> Iterator[KernelReport
 
 
 def _feed_block(sc: _Scanner, block: bytes, lineno: int) -> int:
-    """Feed one block of complete lines; returns the line count after it."""
-    present = [a for a in _ANCHORS_B if a in block]
-    cands: list[int] = []
-    for a in present:
-        pos = block.find(a)
-        while pos >= 0:
-            cands.append(pos)
-            pos = block.find(a, pos + 1)
-    cands.sort()
+    """Feed one block of complete lines; returns the line count after it.
+
+    Idle, the scanner only sees the lines the prefilter names; while only title windows
+    are open, runs of plain ``[ seconds] text`` lines go to them in bulk
+    (:meth:`_Scanner.offer_plain`); while a report is open, every line is fed.
+    """
+    cands = anchor_lines(block)
     ci = 0
     pos = 0
     end = len(block)
     while pos < end:
-        if not sc.open and not sc.windows:
+        if not sc.open:
             while ci < len(cands) and cands[ci] < pos:
                 ci += 1
-            if ci >= len(cands):
-                return lineno + block.count(b"\n", pos)
-            ls = block.rfind(b"\n", 0, cands[ci]) + 1
-            if ls > pos:
-                lineno += block.count(b"\n", pos, ls)
-                pos = ls
+            nxt = cands[ci] if ci < len(cands) else end
+            if not sc.windows:
+                if nxt >= end:
+                    return lineno + block.count(b"\n", pos)
+                lineno += block.count(b"\n", pos, nxt)
+                pos = nxt
+            elif nxt > pos:
+                pos, lineno = _offer_run(sc, block, pos, nxt, lineno)
+                continue
         nl = block.find(b"\n", pos)
         if nl < 0:
             nl = end
@@ -493,3 +507,68 @@ def _feed_block(sc: _Scanner, block: bytes, lineno: int) -> int:
         sc.feed(lineno, block[pos:min(nl, pos + MAX_LINE_CHARS)].decode("utf-8", "replace"))
         pos = nl + 1
     return lineno
+
+
+_RUN_BYTES = 16 << 10  # decoded at a time for the title windows (they take at most WINDOW_LINES lines)
+# A line the bulk path may hand to the title windows: a printk timestamp, then text that is
+# neither a caller id, a nested prefix nor (below) a console login prompt or a boot line.
+_PLAIN = re.compile(r"\[ *+\d++\.\d++\] ?(?![\[<*])")
+_BOOT_STARTS = ("Command line: ", "Kernel command line: ", "Booting ", "-- ")
+_BOOT_WORDS = ("Command line: ", "Booting ", "-- ")  # one of them is in every _BOOT_STARTS line
+_PLAIN_LINE = re.compile(r"^\[ *+\d++\.\d++\] ?(?![\[<*])(.*)$", re.M)
+
+
+def _offer_run(sc: _Scanner, block: bytes, pos: int, stop: int, lineno: int) -> tuple[int, int]:
+    """Give the title windows the lines of ``block[pos:stop]`` (no anchor on any of them),
+    about :data:`_RUN_BYTES` of them; returns the new ``(pos, lineno)``.
+
+    Plain lines (``_PLAIN``, no ``\\r``, not longer than MAX_LINE_CHARS) are exactly what
+    :meth:`_Scanner.feed` would reduce to a timestamped, caller-less kernel line that
+    neither starts nor ends a report: they go to :meth:`_Scanner.offer_plain` together;
+    any other line is fed on its own."""
+    cut = stop if stop - pos <= _RUN_BYTES else block.rfind(b"\n", pos, pos + _RUN_BYTES) + 1
+    if cut <= pos:
+        cut = block.find(b"\n", pos, stop) + 1  # one line longer than _RUN_BYTES
+    chunk = block[pos:cut]
+    raws = chunk.split(b"\n")
+    raws.pop()  # the chunk ends with a newline
+    if b"\r" in chunk or b" login: " in chunk or max(map(len, raws)) > MAX_LINE_CHARS:
+        for raw in raws:
+            lineno += 1
+            if sc.windows and not sc.open:
+                sc.feed(lineno, raw[:MAX_LINE_CHARS].decode("utf-8", "replace"))
+        return cut, lineno
+    text = chunk.decode("utf-8", "replace")
+    special = any(word in text for word in SPECIAL_WORDS)
+    lines = text.split("\n")
+    lines.pop()
+    if not any(word in text for word in _BOOT_WORDS):
+        msgs = _PLAIN_LINE.findall(text)
+        if len(msgs) == len(lines):  # all plain, the common case: hand them over at once
+            run = [(i, msg) for i, msg in enumerate(msgs, lineno + 1) if msg.strip()]
+            if run:
+                sc.offer_plain(run, special)
+            return cut, lineno + len(lines)
+    plain = _PLAIN.match
+    run: list[tuple[int, str]] = []
+    for i, line in enumerate(lines, lineno + 1):
+        m = plain(line)
+        if m is not None:
+            msg = line[m.end():]
+            stripped = msg.strip()
+            if not stripped:
+                continue  # the scanner ignores an empty line altogether
+            if not stripped.startswith(_BOOT_STARTS):
+                run.append((i, msg))
+                continue
+        if run:
+            sc.offer_plain(run, special)
+            run = []
+            if not sc.windows:
+                break  # idle again: the rest holds no anchor
+        sc.feed(i, line)
+        if not sc.windows:
+            break
+    if run:
+        sc.offer_plain(run, special)
+    return cut, lineno + len(lines)

@@ -31,6 +31,8 @@ _NOT_A_NEW_REPORT = ("invalid opcode: 0000", "Kernel panic - not syncing", "unre
 _INFO_WITH_STACK = ("vmalloc: allocation failure:", "FAULT_INJECTION: forcing a failure",
                     "FAULT_FLAG_ALLOW_RETRY missing")
 _QUESTIONABLE = re.compile(r" \? ")
+# Texts that make :meth:`TitleWindow.offer` do more than take a line in or leave it out.
+SPECIAL_WORDS = (*_INFO_WITH_STACK, "Disabling lock debugging", "Sending NMI from CPU")
 
 
 class TitleWindow:
@@ -92,3 +94,26 @@ class TitleWindow:
         self.lines.append(text)
         if len(self.lines) >= WINDOW_LINES:
             self.done = True
+
+    def offer_plain(self, run: list[tuple[int, str]], special: bool) -> int | None:
+        """:meth:`offer` of each ``(line number, text)`` of ``run``: lines with a printk
+        timestamp, no caller id, no headline (``special``: some may hold a :data:`SPECIAL_WORDS`
+        text). Returns the line number at which the window closed, None if it is still open."""
+        if special or run[-1][0] - self.start > WINDOW_INPUT:
+            for lineno, text in run:
+                self.offer(lineno, text, None, True, False)
+                if self.done:
+                    return lineno
+            return None
+        if self.key is not None or not self._stamped:
+            return None  # another caller's lines, or timestamped ones where the headline had none
+        taken = [(n, t) for n, t in run
+                 if "<EOI>" in t or (" ? " not in t and not t.endswith(" (unreliable)"))]
+        self._seen += len(taken)
+        room = WINDOW_LINES - len(self.lines)
+        if len(taken) < room:
+            self.lines.extend(t for _, t in taken)
+            return None
+        self.lines.extend(t for _, t in taken[:room])
+        self.done = True
+        return taken[room - 1][0]
