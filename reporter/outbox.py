@@ -71,6 +71,7 @@ class Entry:
     form_filename: str = "payload"
     content_type: str = "application/octet-stream"
     dump_dir: str | None = None
+    force: bool = False             # sent even if dump_dir becomes not-reportable (--force)
     tls: dict[str, Any] = field(default_factory=dict)      # verify, ca_file, client_cert, client_key
     context: dict[str, Any] = field(default_factory=dict)  # what the kind needs after delivery
     created: float = 0.0

@@ -14,6 +14,7 @@ from typing import Any
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOT_REPORTABLE = 3
 EXIT_QUEUED = 75
 
 
@@ -24,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run libreport events on a problem directory (-e EVENT, repeatable; without -e the "
                     "configured workflow), list the events that apply (--list-events), or deliver the "
                     "reports waiting in the outbox (--flush). Exit 0 done, 1 a command or delivery "
-                    "failed, 2 bad usage, 75 reports remain queued (docs/reporting.md).")
+                    "failed, 2 bad usage, 3 not run: the problem is marked not-reportable (--force), "
+                    "75 reports remain queued (docs/reporting.md).")
     p.add_argument("dir", metavar="DIR", nargs="?", help="problem directory")
     p.add_argument("-e", "--event", dest="events", action="append", default=[], metavar="EVENT",
                    help="event to run (repeatable; 'prefix*' expands against the event descriptions)")
@@ -35,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--due", action="store_true", help="with --flush: only entries whose retry time has come")
     p.add_argument("--no-wait", action="store_true", help="with --flush: give up if another flush runs")
     p.add_argument("--outbox", metavar="DIR", help="outbox directory (default $CRASHKIT_OUTBOX or SPOOL/.outbox)")
+    p.add_argument("--force", "--unsafe", action="store_true",
+                   help="report even a problem marked not-reportable (abrt-cli's --unsafe)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a command running longer than this")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_report)
@@ -119,19 +123,26 @@ def _run(args: argparse.Namespace) -> int:
 
     events, workflow = choose_events(args)
     extra = {"LIBREPORT_WORKFLOW": workflow} if workflow else None
-    result = setup.run_chain(setup.EventsSetup.default(), args.dir, events, log=lambda line: print(line),
-                             warn=_warn, timeout=args.timeout, extra_env=extra)
+    out = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON document only
+    result = setup.run_chain(setup.EventsSetup.default(), args.dir, events, log=lambda line: print(line, file=out),
+                             warn=_warn, timeout=args.timeout, extra_env=extra, force=args.force)
     data = {"workflow": workflow, "skipped": result.skipped, "rc": result.rc, "stopped": result.stopped,
+            "not_reportable": None if result.refused is None else
+            {"event": result.refused[0], "message": result.refused[1]},
             "events": [{"event": r.event, "commands": [{"rc": c.rc, "last_line": c.last_line,
                                                           "source": c.rule.source, "line": c.rule.line}
                                                          for c in r.commands]} for r in result.runs]}
     if args.json:
         _print(args, data, [])
+    if result.refused is not None and result.rc == EXIT_NOT_REPORTABLE:
+        print(f"crashkit: {result.refused[0]} not run: {result.refused[1]} (--force runs it anyway)",
+              file=sys.stderr)
+        return EXIT_NOT_REPORTABLE
     if not result.runs:
         print(f"crashkit: no actions are found for {', '.join(events)}", file=sys.stderr)
         return EXIT_FAILED
-    if result.rc == EXIT_QUEUED:
-        return EXIT_QUEUED
+    if result.rc in (EXIT_QUEUED, EXIT_NOT_REPORTABLE):  # a reporter's own refusal too
+        return result.rc
     return EXIT_OK if result.rc == 0 else EXIT_FAILED
 
 
@@ -143,10 +154,11 @@ def _flush(args: argparse.Namespace) -> int:
     result = flush(outbox, due_only=args.due, wait=not args.no_wait,
                    log=None if args.json else (lambda m: print(f"crashkit: {m}", file=sys.stderr)))
     data = {"outbox": outbox.path, "delivered": result.delivered, "retried": result.retried,
-            "failed": result.failed, "not_due": result.not_due, "busy": result.busy,
+            "failed": result.failed, "refused": result.refused, "not_due": result.not_due, "busy": result.busy,
             "messages": result.messages}
     _print(args, data, [] if args.json else [
         f"delivered {result.delivered}, still queued {result.remaining}, failed {result.failed}"
+        + (f", not reportable {result.refused}" if result.refused else "")
         + (" (another flush is running)" if result.busy else "")])
     if result.failed:
         return EXIT_FAILED

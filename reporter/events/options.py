@@ -50,6 +50,9 @@ class EventDescription:
     exclude_items_always: tuple[str, ...] = ()
     exclude_binary_items: bool = False
     minimal_rating: int | None = None
+    #: ``<gui-review-elements>no``: the event sends nothing to review (libreport's
+    #: ``ec_skip_review``; default false), so it runs on a not-reportable problem too.
+    skip_review: bool = False
 
 
 def _text(elem: ET.Element, tag: str) -> str | None:
@@ -100,7 +103,9 @@ def parse_event_xml(data: bytes, event: str) -> EventDescription:
         exclude_items_by_default=_items(_text(root, "exclude-items-by-default")),
         exclude_items_always=_items(_text(root, "exclude-items-always")),
         exclude_binary_items=libreport_conf.parse_bool(_text(root, "exclude-binary-items")),
-        minimal_rating=int(rating) if rating and rating.lstrip("-").isdigit() else None)
+        minimal_rating=int(rating) if rating and rating.lstrip("-").isdigit() else None,
+        skip_review=_text(root, "gui-review-elements") is not None
+        and not libreport_conf.parse_bool(_text(root, "gui-review-elements")))
 
 
 def event_name_of(filename: str) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from reporter import report_config
 from reporter.events import engine, options, rules, workflows
 from reporter.events.command import ShellCommand
+from reporter.reporters import reportable
 
 LIBREPORT_CONF = "/etc/libreport/report_event.conf"
 EVENT_CONF_ENV = "CRASHKIT_EVENT_CONF"
@@ -60,16 +61,19 @@ class ChainResult:
 
     runs: list[engine.EventRun] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: The event not run because the problem is marked not-reportable, and why.
+    refused: tuple[str, str] | None = None
 
     @property
     def rc(self) -> int:
-        """0 when every event ran (or one stopped the chain with 70), else the failing status."""
+        """0 when every event ran (or one stopped the chain with 70), else the failing status;
+        :data:`reportable.EXIT_NOT_REPORTABLE` when the chain stopped at a not-reportable problem."""
         for run in self.runs:
             if run.rc == engine.EXIT_STOP_EVENT_RUN:
                 return 0
             if run.rc != 0:
                 return run.rc
-        return 0
+        return reportable.EXIT_NOT_REPORTABLE if self.refused else 0
 
     @property
     def stopped(self) -> bool:
@@ -79,13 +83,27 @@ class ChainResult:
 
 def run_chain(setup: EventsSetup, path: str, events: list[str], *, log: Callable[[str], None] | None = None,
               warn: Callable[[str], None] | None = None, timeout: float | None = None,
-              extra_env: dict[str, str] | None = None) -> ChainResult:
+              extra_env: dict[str, str] | None = None, force: bool = False) -> ChainResult:
     """Run *events* in order on *path*; an event with no applying rule is skipped (with a
-    warning); any non-zero exit (70 included) ends the chain."""
+    warning); any non-zero exit (70 included) ends the chain.
+
+    As libreport's event runner, an event whose description asks for a review
+    (``<gui-review-elements>`` not ``no``) is not run on a problem marked ``not-reportable``:
+    the reason is logged and the chain ends (``refused``). *force* runs it anyway and tells
+    the reporters so (``$CRASHKIT_REPORT_FORCE=1``)."""
     result = ChainResult()
     catalog = setup.catalog()
     chain = workflows.expand_chain(events, sorted(catalog.events))
+    if force:
+        extra_env = {**(extra_env or {}), reportable.FORCE_ENV: "1"}
     for event in chain:
+        desc = catalog.events.get(event)
+        refused = None if desc is None or desc.skip_review else reportable.refusal(path, force)
+        if refused is not None:
+            result.refused = (event, refused)
+            if log is not None:
+                log(f"{event}: {refused}")
+            break
         loaded = setup.load_rules()
         for w in loaded.warnings:
             if warn is not None:

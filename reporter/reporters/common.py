@@ -1,7 +1,8 @@
 """What the reporter executables share: options, exit codes, logging, deliver-or-queue.
 
 Exit codes (docs/reporting.md): 0 delivered, 1 failed for good (recorded, nothing queued),
-2 bad usage or input, 70 the uReport server already knew the problem (libreport's
+2 bad usage or input, 3 refused: the problem is marked ``not-reportable`` (``--force``
+overrides; :mod:`reporter.reporters.reportable`), 70 the uReport server already knew the problem (libreport's
 ``EXIT_STOP_EVENT_RUN``: stops an event chain as success), 75 queued in the outbox for a
 later retry (sysexits' ``EX_TEMPFAIL``).
 """
@@ -20,10 +21,12 @@ from reporter import report_config
 from reporter.errors import ProblemDirError, ReporterError
 from reporter.outbox import Entry, Outbox, OutboxError, next_delay
 from reporter.redact import Scrubber
+from reporter.reporters import reportable
 
 EXIT_DELIVERED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOT_REPORTABLE = reportable.EXIT_NOT_REPORTABLE
 EXIT_KNOWN = 70
 EXIT_QUEUED = 75
 
@@ -52,7 +55,8 @@ class Log:
 
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """``-d DIR``, ``-v``, ``-c CONF``, ``--insecure``, ``--outbox``, ``--no-queue``, ``--if-configured``."""
+    """``-d DIR``, ``-v``, ``-c CONF``, ``--insecure``, ``--outbox``, ``--no-queue``, ``--if-configured``,
+    ``--force``."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("-d", "--problem-dir", dest="dir", default=".", metavar="DIR",
                    help="problem directory (default: the current directory, as in an event)")
@@ -64,7 +68,19 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--no-queue", action="store_true", help="fail instead of queueing when the server is unreachable")
     p.add_argument("--if-configured", action="store_true",
                    help="exit 0 quietly when no server is configured (for post-create rules)")
+    p.add_argument("--force", action="store_true",
+                   help=f"report even a problem marked not-reportable (also ${reportable.FORCE_ENV}=1)")
     return p
+
+
+def refuse_not_reportable(args: argparse.Namespace, log: Log) -> int | None:
+    """Exit :data:`EXIT_NOT_REPORTABLE` (with the reason logged) for a problem directory marked
+    ``not-reportable``, unless forced; ``None`` when it may be reported."""
+    message = reportable.refusal(args.dir, args.force)
+    if message is None:
+        return None
+    log(f"{message} (--force reports it anyway)")
+    return EXIT_NOT_REPORTABLE
 
 
 def setting(env_names: Sequence[str], cli: str | None, conf: dict[str, str], conf_key: str,

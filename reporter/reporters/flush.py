@@ -5,7 +5,10 @@ second flush waits, or with ``wait=False`` gives up at once, as the systemd time
 does). Delivered entries update their problem directory (:mod:`reporter.reporters.handlers`)
 and leave the queue; temporary failures are rescheduled with backoff; final ones go to
 ``failed/`` with the server's message; entries older than :data:`reporter.outbox.MAX_AGE`
-expire. ``due_only`` sends only entries whose next try has come.
+expire. ``due_only`` sends only entries whose next try has come. An upload or Sentry event
+whose problem directory is marked ``not-reportable`` by now (a uReport server's solution, a
+user) is not sent unless it was queued with ``--force``: it goes to ``failed/`` with the
+reason and counts as ``refused`` (:mod:`reporter.reporters.reportable`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class FlushResult:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
+    refused: int = 0
     not_due: int = 0
     busy: bool = False
     messages: list[str] = field(default_factory=list)
@@ -41,8 +45,14 @@ class FlushResult:
 
 
 def _deliver_one(outbox: Outbox, entry: Entry, log: Callable[[str], None]) -> str:
-    from reporter.reporters import delivery, handlers
+    from reporter.reporters import delivery, handlers, reportable
 
+    if entry.kind in reportable.REFUSING_KINDS and entry.dump_dir and not entry.force:
+        refused = reportable.refusal(entry.dump_dir)
+        if refused is not None:
+            outbox.fail(entry, refused, None)
+            log(f"{entry.id}: {entry.kind} of {entry.dump_dir} not sent: {refused}")
+            return "refused"
     secret = outbox.secret(entry)
     scrub = Scrubber([secret.get("password"), *(secret.get("headers") or {}).values()])
     try:

@@ -25,7 +25,7 @@ from reporter import redact, report_config
 from reporter.dumpdir import DumpDir
 from reporter.outbox import Entry, new_report_id
 from reporter.redact import Scrubber
-from reporter.reporters import common, handlers, sentry_event
+from reporter.reporters import common, handlers, reportable, sentry_event
 from reporter.reporters.exclude import Exclusions
 
 PROG = "reporter-crashkit-sentry"
@@ -125,6 +125,9 @@ def main_args(args: argparse.Namespace) -> int:
             log.debug("no Sentry DSN configured: nothing to do")
             return common.EXIT_DELIVERED
         raise common.ReporterUsageError("no DSN: set Sentry_DSN, --dsn or [report.sentry] dsn")
+    refused = common.refuse_not_reportable(args, log)
+    if refused is not None:
+        return refused
     dsn = Dsn(dsn_text)
     log.scrub = Scrubber([dsn.key])
     exclusions = Exclusions.for_reporter(section.get("exclude", []))
@@ -142,7 +145,7 @@ def main_args(args: argparse.Namespace) -> int:
     payload = gzip.compress(envelope_bytes(dsn_text, event, attachments, event.get("server_name")), 6)
     entry = Entry(id=event_id, kind="sentry", url=dsn.envelope_url,
                   headers={"Content-Encoding": "gzip"}, content_type="application/x-sentry-envelope",
-                  dump_dir=os.path.abspath(args.dir),
+                  dump_dir=os.path.abspath(args.dir), force=reportable.forced(args.force),
                   tls={"verify": not args.insecure, "ca_file": section.get("ca_file")},
                   context={"server": dsn.base + "/", "event_id": event_id,
                            "workflow": os.environ.get("LIBREPORT_WORKFLOW")})

@@ -25,7 +25,7 @@ from reporter import report_config, subproc
 from reporter.dumpdir import DumpDir
 from reporter.outbox import Entry, new_report_id
 from reporter.redact import Scrubber, strip_url_credentials
-from reporter.reporters import bundle, common, handlers
+from reporter.reporters import bundle, common, handlers, reportable
 from reporter.reporters.exclude import Exclusions
 
 PROG = "reporter-crashkit"
@@ -125,6 +125,9 @@ def main_args(args: argparse.Namespace) -> int:
             log.debug("no upload URL configured: nothing to do")
             return common.EXIT_DELIVERED
         raise common.ReporterUsageError("no upload URL: set Upload_URL, -u URL or [report.upload] url")
+    refused = common.refuse_not_reportable(args, log)
+    if refused is not None:
+        return refused
     clean, url_user, url_password = split_credentials(url)
     user = common.setting(["Upload_Username"], None, conf, "Username", section, "username") or url_user
     password = (common.setting(["Upload_Password"], None, conf, "Password", section, "password")
@@ -146,6 +149,7 @@ def main_args(args: argparse.Namespace) -> int:
     entry = Entry(id=new_report_id(), kind="upload", url=target,
                   method=(args.method or str(section.get("method", "PUT"))).upper(),
                   content_type="application/gzip", dump_dir=os.path.abspath(args.dir),
+                  force=reportable.forced(args.force),
                   tls=_tls(args, section),
                   context={"public_url": strip_url_credentials(target),
                            "workflow": os.environ.get("LIBREPORT_WORKFLOW")})

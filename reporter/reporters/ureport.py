@@ -25,7 +25,7 @@ from reporter import libreport_conf, redact, report_config, reported_to
 from reporter.dumpdir import DumpDir
 from reporter.outbox import Entry, new_report_id
 from reporter.redact import Scrubber
-from reporter.reporters import common, handlers, ureport_build
+from reporter.reporters import common, handlers, reportable, ureport_build
 
 PROG = "reporter-crashkit-ureport"
 DEFAULT_CONF = "/etc/libreport/plugins/ureport.conf"
@@ -269,6 +269,9 @@ def main_args(args: argparse.Namespace) -> int:
         raise common.ReporterUsageError("no uReport server: set uReport_URL, -u URL or [report.ureport] url")
     if args.attach or args.attach_last:
         return attach(args, st, log)
+    if reportable.reason(args.dir) is not None:  # libreport's report_uReport skips the review
+        log.debug("marked not-reportable; a uReport is sent anyway, as libreport does "
+                  "(it carries no memory, environment or files)")
     return submit(args, st, log)
 
 
