@@ -249,82 +249,98 @@ class _Scanner:
         if len(b.lines) >= MAX_REPORT_LINES:
             self._close(key, truncated=True)
             return False
-        st = b.state
-        if st == "body":
-            if marker is not None and marker.kind == "panic" and b.kind == "oom":
-                b.kind, b.detail, b.state = "panic", marker.detail, "header"
-                b.add(lineno, text)
-                return True
-            if b.kind == "oom":
-                if marker is not None and not marker.weak and marker.kind != "oom" and not _MCE_ANY.search(s):
-                    self._close(key, truncated=True)
-                    return False
-                b.add(lineno, text)
-                if _OOM_END.search(s):
-                    b.state, b.ended_naturally = "after", True
-                return True
+        state = b.state
+        step = (self._in_body if state == "body" else self._in_after if state == "after"
+                else self._in_header if state == "header" else self._in_trace)
+        return step(b, key, lineno, text, s, marker)
+
+    def _in_body(self, b: _Builder, key: str | None, lineno: int, text: str, s: str,
+                 marker: K.Marker | None) -> bool:
+        """A sanitizer's or an OOM kill's body: to its "====" line, end marker or line limit."""
+        if b.kind == "oom":
+            return self._in_oom_body(b, key, lineno, text, s, marker)
+        b.add(lineno, text)
+        if _EQUALS_END.match(s) and len(b.lines) > 2:
+            b.ended_naturally = True
+            self._close(key, truncated=False)
+        elif _END_TRACE.match(s):
+            b.state, b.ended_naturally = "after", True
+        elif len(b.lines) > BODY_LIMIT.get(b.kind, HEADER_LIMIT):
+            self._close(key, truncated=True)
+        return True
+
+    def _in_oom_body(self, b: _Builder, key: str | None, lineno: int, text: str, s: str,
+                     marker: K.Marker | None) -> bool:
+        """An OOM kill's body: to its "Killed process" line; a panic that follows takes it over."""
+        if marker is not None and marker.kind == "panic":
+            b.kind, b.detail, b.state = "panic", marker.detail, "header"
             b.add(lineno, text)
-            if _EQUALS_END.match(s) and len(b.lines) > 2:
-                b.ended_naturally = True
-                self._close(key, truncated=False)
-            elif _END_TRACE.match(s):
-                b.state, b.ended_naturally = "after", True
-            elif len(b.lines) > BODY_LIMIT.get(b.kind, HEADER_LIMIT):
-                self._close(key, truncated=True)
             return True
-        if st == "after":
-            if marker is not None and not marker.weak and marker.kind not in ("panic", "mce", "stack-protector"):
+        if marker is not None and not marker.weak and marker.kind != "oom" and not _MCE_ANY.search(s):
+            self._close(key, truncated=True)
+            return False
+        b.add(lineno, text)
+        if _OOM_END.search(s):
+            b.state, b.ended_naturally = "after", True
+        return True
+
+    def _in_after(self, b: _Builder, key: str | None, lineno: int, text: str, s: str,
+                  marker: K.Marker | None) -> bool:
+        """After the end marker: register and code dumps and the panic lines still belong."""
+        if marker is not None and not marker.weak and marker.kind not in ("panic", "mce", "stack-protector"):
+            self._close(key, truncated=False)
+            return False  # a new report right after the end marker ("BUG: Bad ..." looks like a register line)
+        if _AFTER_END.search(s) or _REGS.match(s) or _HEX_DUMP.match(s):
+            if marker is not None and marker.kind == "panic" and b.kind == "oom":
+                b.kind, b.detail = "panic", marker.detail
+            b.add(lineno, text)
+            if _END_PANIC.match(s):
                 self._close(key, truncated=False)
-                return False  # a new report right after the end marker ("BUG: Bad ..." looks like a register line)
-            if _AFTER_END.search(s) or _REGS.match(s) or _HEX_DUMP.match(s):
-                if marker is not None and marker.kind == "panic" and b.kind == "oom":
-                    b.kind, b.detail = "panic", marker.detail
-                b.add(lineno, text)
-                if _END_PANIC.match(s):
-                    self._close(key, truncated=False)
-                return True
+            return True
+        self._close(key, truncated=False)
+        return False
+
+    def _in_header(self, b: _Builder, key: str | None, lineno: int, text: str, s: str,
+                   marker: K.Marker | None) -> bool:
+        """Before the call trace: a marker may end the report, join it or upgrade its kind."""
+        only = _HEADER_ONLY.get(b.kind)
+        if only is not None and not only.search(text) and not (marker is not None and self._absorbs(b, marker)):
+            b.ended_naturally = True
             self._close(key, truncated=False)
             return False
-        if st == "header":
-            only = _HEADER_ONLY.get(b.kind)
-            if only is not None and not only.search(text) and not (marker is not None and self._absorbs(b, marker)):
-                b.ended_naturally = True
-                self._close(key, truncated=False)
-                return False
-            if marker is not None and not self._absorbs(b, marker):
-                self._close(key, truncated=False, one_line=False)
-                return False
-            if marker is not None and marker.kind != b.kind and self._upgrades(b, marker):
-                b.kind, b.detail = marker.kind, marker.detail
-            b.add(lineno, text)
-            b.header_count += 1
-            if _END_TRACE.match(s):
-                b.state, b.ended_naturally = "after", True
-            elif _END_PANIC.match(s):
-                b.ended_naturally = True
-                self._close(key, truncated=False)
-            elif not b.trace_gate:
-                if s.startswith("stack backtrace:"):
-                    b.trace_gate = True
-                elif b.header_count > BODY_LIMIT.get(b.kind, HEADER_LIMIT):
-                    self._close(key, truncated=True)
-            elif TRACE_START.search(s) or _ABRT_TRACE_START.match(s):
-                b.state = "trace"
-            elif b.header_count > HEADER_LIMIT:
-                # ABRT §5.3 step 4: no call trace in sight, keep only the start line.
-                self._close(key, truncated=False, one_line=True)
-            return True
-        # trace
+        if marker is not None and not self._absorbs(b, marker):
+            self._close(key, truncated=False, one_line=False)
+            return False
+        if marker is not None and marker.kind != b.kind and self._upgrades(b, marker):
+            b.kind, b.detail = marker.kind, marker.detail
+        b.add(lineno, text)
+        b.header_count += 1
+        if _END_TRACE.match(s):
+            b.state, b.ended_naturally = "after", True
+        elif _END_PANIC.match(s):
+            b.ended_naturally = True
+            self._close(key, truncated=False)
+        elif not b.trace_gate:
+            if s.startswith("stack backtrace:"):
+                b.trace_gate = True
+            elif b.header_count > BODY_LIMIT.get(b.kind, HEADER_LIMIT):
+                self._close(key, truncated=True)
+        elif TRACE_START.search(s) or _ABRT_TRACE_START.match(s):
+            b.state = "trace"
+        elif b.header_count > HEADER_LIMIT:
+            # ABRT §5.3 step 4: no call trace in sight, keep only the start line.
+            self._close(key, truncated=False, one_line=True)
+        return True
+
+    def _in_trace(self, b: _Builder, key: str | None, lineno: int, text: str, s: str,
+                  marker: K.Marker | None) -> bool:
+        """In the call trace: to its end marker or the first line that is not part of a trace."""
+        ends = _END_PANIC.match(s) or (b.kind == "ubsan" and _EQUALS_END.match(s))
         if _END_TRACE.match(s):
             b.add(lineno, text)
             b.state, b.ended_naturally = "after", True
             return True
-        if _END_PANIC.match(s):
-            b.add(lineno, text)
-            b.ended_naturally = True
-            self._close(key, truncated=False)
-            return True
-        if b.kind == "ubsan" and _EQUALS_END.match(s):
+        if ends:
             b.add(lineno, text)
             b.ended_naturally = True
             self._close(key, truncated=False)

@@ -241,6 +241,13 @@ def extract_title(kind: str, stripped: Sequence[str], window: Sequence[str], rip
     return fallback_title(kind, stripped[0] if stripped else "", function, extra), function
 
 
+def default_window(texts: Sequence[str]) -> list[str]:
+    """The lines a report's title is read from when the scanner kept no title window: its
+    own lines from its first headline (:func:`collectors.oops.headlines.header_of`) on."""
+    first = next((i for i, t in enumerate(texts) if header_of(t) is not None), len(texts))
+    return list(texts[first:])
+
+
 def build_report(kind: str, detail: str, start: int, lines: list[tuple[int, str]], *,
                  truncated: bool, boot_version: str | None, window: Sequence[str] | None = None) -> KernelReport:
     """The :class:`KernelReport` for one delimited report: ``lines`` are its ``(line number,
@@ -255,8 +262,7 @@ def build_report(kind: str, detail: str, start: int, lines: list[tuple[int, str]
     rip = extract_rip(stripped)
     frames = extract_frames(kind, stripped)
     if window is None:
-        first = next((i for i, t in enumerate(texts) if header_of(t) is not None), len(texts))
-        window = texts[first:]
+        window = default_window(texts)
     title, function = extract_title(kind, stripped, window, rip, frames)
     cpu, pid, comm = extract_task(stripped)
     letters = tainted_letters(text)
