@@ -1,37 +1,30 @@
-"""Running the external commands some sources read from (``dmesg``, ``journalctl``)."""
+"""Running the external commands some sources read from (``dmesg``, ``journalctl``).
+
+Through the one command runner, :func:`collectors.runner.run`: no shell, ``LC_ALL=C`` and a
+clean environment, a timeout that kills the command's process group, capped output and the
+duration recorded. The sources treat a program that is not installed as a failure of the
+source, so :func:`run_command` names it in ``error``.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from collectors.runner import CommandResult, run
+
+__all__ = ["COMMAND_MAX_OUTPUT", "COMMAND_TIMEOUT", "CommandResult", "run_command"]
 
 COMMAND_TIMEOUT = 300.0
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """Outcome of one external command (``error`` set when it could not run at all)."""
-
-    argv: tuple[str, ...]
-    rc: int | None
-    stdout: bytes
-    stderr: bytes
-    error: str | None = None
+# A boot's kernel log from the journal of a crash-looping host can be large; beyond this
+# the output is cut (``stdout_truncated``) rather than held in memory whole.
+COMMAND_MAX_OUTPUT = 512 << 20
 
 
 def run_command(argv: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult:
-    """Run a command without a shell, with ``LC_ALL=C`` and a timeout; never raises."""
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C",
-           "SYSTEMD_PAGER": "", "PAGER": "cat"}
-    try:
-        proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout, env=env, check=False)
-    except FileNotFoundError:
-        return CommandResult(tuple(argv), None, b"", b"", "not installed")
-    except subprocess.TimeoutExpired:
-        return CommandResult(tuple(argv), None, b"", b"", f"timed out after {timeout:g} s")
-    except OSError as exc:
-        return CommandResult(tuple(argv), None, b"", b"", str(exc))
-    return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+    """Run a source's command through :func:`collectors.runner.run`; never raises. A
+    program that is not installed comes back with ``error`` "not installed"."""
+    res = run(argv, timeout=timeout, max_stdout=COMMAND_MAX_OUTPUT)
+    if res.absent:
+        return dataclasses.replace(res, error="not installed")
+    return res
