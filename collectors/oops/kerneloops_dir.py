@@ -176,9 +176,11 @@ class OopsDirWriter:
     """Writes reports into one spool; keeps an index of the Kerneloops hashes there."""
 
     def __init__(self, spool: str, host: HostInfo, *, pid: int | None = None,
-                 clock: Callable[[], float] = time.time, mode: int = 0o640) -> None:
+                 clock: Callable[[], float] = time.time, mode: int = 0o640,
+                 proc: str = "/proc") -> None:
         self.spool = spool
         self.host = host
+        self.proc = proc                # where the task a report names is looked up
         self.pid = os.getpid() if pid is None else pid
         self.clock = clock
         self.mode = mode
@@ -236,6 +238,8 @@ class OopsDirWriter:
         dd = DumpDir.create(self.spool, name, mode=self.mode)
         try:
             self._fill(dd, report, now, duphash, has_frames, origin)
+            for element, value in task_container(report, origin, self.proc).items():
+                dd.save_bytes(element, value)
             if unauthenticated is not None:
                 _mark_unauthenticated(dd, unauthenticated)
             path = dd.commit()
@@ -288,6 +292,59 @@ class OopsDirWriter:
         record = dict(report.to_json_dict())
         record["source"] = origin
         dd.save_text("kernel_report.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def task_container(report: Any, origin: str = "", proc: str = "/proc") -> dict[str, bytes]:
+    """The ``container*`` elements (as the crash hook writes them) of the container or VM whose
+    task was running when the kernel made *report*: its ``PID:``/``Comm:`` when that process
+    still exists, attributed by :func:`collectors.state.attribution.attribute_pid`.
+
+    A recycled PID is not blamed: ``/proc/PID/comm`` must be the report's ``Comm`` before
+    and after the attribution, and a report from an earlier boot (pstore, a kdump
+    ``vmcore-dmesg``, another boot's journal) names no process of this one. Empty for the
+    host, the idle task, or a task that is gone."""
+    pid, comm = getattr(report, "pid", None), getattr(report, "comm", None)
+    if not pid or not comm or _from_an_earlier_boot(origin, proc) or _comm(pid, proc) != comm:
+        return {}
+    from collectors.corehook.container import element_kind
+    from collectors.corehook.procsnap import format_cmdline_element
+    from collectors.state.attribution import attribute_pid
+
+    att = attribute_pid(pid, proc)
+    if att.tech is None or _comm(pid, proc) != comm:
+        return {}
+    out = {"container": element_kind(att.tech).encode()}
+    if att.id:
+        out["container_id"] = att.id.encode("utf-8", "surrogateescape")
+    if att.uuid:
+        out["container_uuid"] = att.uuid.encode()
+    if att.cmdline:
+        out["container_cmdline"] = format_cmdline_element(att.cmdline)
+    return out
+
+
+def _comm(pid: int, proc: str) -> str | None:
+    """``/proc/PID/comm`` without its newline (None: no such task)."""
+    try:
+        with open(f"{proc}/{pid}/comm", "rb") as f:
+            return f.read(64).decode("utf-8", "replace").rstrip("\n")
+    except OSError:
+        return None
+
+
+def _from_an_earlier_boot(origin: str, proc: str) -> bool:
+    """True for a log that holds only earlier boots' reports: pstore and kdump keep what a
+    crashed kernel printed, and ``journal boot ID`` names its boot."""
+    if origin.startswith("pstore") or "vmcore-dmesg" in origin or origin.startswith("/var/crash/"):
+        return True
+    if origin.startswith("journal boot "):
+        try:
+            with open(f"{proc}/sys/kernel/random/boot_id", "rb") as f:
+                boot = f.read(64).decode("ascii", "replace").strip().replace("-", "")
+        except OSError:
+            return False
+        return origin.split()[-1].replace("-", "") != boot
+    return False
 
 
 def _mark_unauthenticated(dd: DumpDir, reason: str) -> None:
