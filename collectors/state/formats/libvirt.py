@@ -164,3 +164,56 @@ def split_batch(text: str, marker: str) -> dict[tuple[str, str], str]:
         if current is not None:
             current.append(line)
     return {k: "".join(v) for k, v in sections.items()}
+
+
+# virsh's words for the libvirt API's numbers (tools/virsh-domain-monitor.c: the
+# virshDomainState and virshDomain*Reason tables), so that the binding path prints what
+# ``virsh domstate --reason`` does. Indexed by virDomainState and by each state's reason enum.
+VIRSH_STATES = ("no state", "running", "idle", "paused", "in shutdown", "shut off", "crashed",
+                "pmsuspended")
+VIRSH_REASONS: tuple[tuple[str, ...], ...] = (
+    ("unknown",),                                                         # no state
+    ("unknown", "booted", "migrated", "restored", "from snapshot", "unpaused",
+     "migration canceled", "save canceled", "event wakeup", "crashed", "post-copy",
+     "post-copy failed"),                                                 # running
+    ("unknown",),                                                         # idle (blocked)
+    ("unknown", "user", "migrating", "saving", "dumping", "I/O error", "watchdog",
+     "from snapshot", "shutting down", "creating snapshot", "crashed", "starting up",
+     "post-copy", "post-copy failed", "api error"),                       # paused
+    ("unknown", "user"),                                                  # in shutdown
+    ("unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
+     "from snapshot", "daemon"),                                          # shut off
+    ("unknown", "panicked"),                                              # crashed
+    ("unknown",),                                                         # pmsuspended
+)
+
+
+def virsh_state(state: int, reason: int) -> tuple[str, str]:
+    """``(state, reason)`` as ``virsh domstate --reason`` words them (``unknown`` for a number
+    this table does not know, as virsh does)."""
+    words = VIRSH_STATES[state] if 0 <= state < len(VIRSH_STATES) else "no state"
+    reasons = VIRSH_REASONS[state] if 0 <= state < len(VIRSH_REASONS) else ()
+    return words, reasons[reason] if 0 <= reason < len(reasons) else "unknown"
+
+
+#: virDomainGetInfo's ``maxMem`` for "no limit" (virsh compares with UINT_MAX).
+NO_MEMORY_LIMIT = (1 << 32) - 1
+
+
+def virsh_dominfo(dom_id: int, os_type: str, info: list[int], persistent: int,
+                  autostart: int | None, security_model: str | None) -> dict[str, str]:
+    """The fields of ``virsh dominfo`` that the plugin reads, worded as virsh prints them,
+    from the libvirt API's values (``info`` = virDomainGetInfo: state, maxMem KiB, memory KiB,
+    nrVirtCpu, cpuTime ns)."""
+    _state, max_mem, memory, ncpus, cpu_time = info[:5]
+    out = {"Id": "-" if dom_id < 0 else str(dom_id), "OS Type": os_type, "CPU(s)": str(ncpus)}
+    if cpu_time:
+        out["CPU time"] = f"{cpu_time / 1e9:.1f}s"
+    out["Max memory"] = "no limit" if max_mem == NO_MEMORY_LIMIT else f"{max_mem} KiB"
+    out["Used memory"] = f"{memory} KiB"
+    out["Persistent"] = {1: "yes", 0: "no"}.get(persistent, "unknown")
+    if autostart is not None:
+        out["Autostart"] = "enable" if autostart else "disable"
+    if security_model:
+        out["Security model"] = security_model
+    return out

@@ -1,6 +1,8 @@
-"""libvirt domains: ``virsh`` on the live host (one batch for all domains: ``dominfo``,
-``domstate --reason``, ``dumpxml``), the domain XML files under the root otherwise
-(``/etc/libvirt/qemu/*.xml`` and the ``/run/libvirt/qemu/*.xml`` status of running ones)."""
+"""libvirt domains: on the live host the libvirt Python binding when it is installed
+(collectors/state/libvirtapi.py), else ``virsh`` (one batch for all domains: ``dominfo``,
+``domstate --reason``, ``dumpxml``), both giving the same instances; the domain XML files
+under the root otherwise (``/etc/libvirt/qemu/*.xml`` and the ``/run/libvirt/qemu/*.xml``
+status of running ones)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import secrets
 
 from collectors.errors import StateError
+from collectors.state import libvirtapi
 from collectors.state.base import DEFAULT_LIBVIRT_URI, Context, NotPresent, StatePlugin
 from collectors.state.formats import libvirt as fmt
 from collectors.state.model import Disk, Instance, Resources
@@ -31,19 +34,34 @@ class Libvirt(StatePlugin):
     """libvirt domains (QEMU/KVM and whatever driver the URI names)."""
 
     name = "libvirt"
-    description = "libvirt domains via virsh, or the domain XML files under the root"
+    description = ("libvirt domains via the libvirt Python binding or virsh, or the domain XML "
+                   "files under the root")
     commands = ("virsh",)
     files = (f"{CONFIG_DIR}/*.xml", f"{STATUS_DIR}/*.xml")
+    #: Use the binding where it is installed (the tests turn it off to test the virsh path).
+    use_binding = True
+
+    def _binding(self, ctx: Context) -> bool:
+        return self.use_binding and ctx.live and libvirtapi.binding() is not None
+
+    def available(self, ctx: Context) -> bool:
+        return super().available(ctx) or self._binding(ctx)
 
     def collect(self, ctx: Context) -> list[Instance]:
-        if ctx.live and ctx.has_command("virsh"):
+        binding = self._binding(ctx)
+        if binding or (ctx.live and ctx.has_command("virsh")):
             uri = ctx.options.libvirt_uri
             if uri == DEFAULT_LIBVIRT_URI and not any(ctx.has_socket(s) for s in SYSTEM_SOCKETS):
                 if not ctx.fs.glob(f"{CONFIG_DIR}/*.xml"):
                     raise NotPresent()  # a client with no daemon and no domains
                 return self._from_files(ctx)
-            return self._from_virsh(ctx, uri)
+            return self._from_binding(ctx, uri) if binding else self._from_virsh(ctx, uri)
         return self._from_files(ctx)
+
+    def _from_binding(self, ctx: Context, uri: str) -> list[Instance]:
+        return [self._instance(ctx, fmt.parse_domain_xml(d.xml), d.info, d.native_state, d.reason,
+                               uri, "libvirt API")
+                for d in libvirtapi.read_domains(uri, ctx.options.timeout)]
 
     def _virsh(self, ctx: Context, uri: str, command: str) -> str:
         res = ctx.run(["virsh", "-c", uri, command])
@@ -71,10 +89,10 @@ class Libvirt(StatePlugin):
         return out
 
     def _instance(self, ctx: Context, dom: fmt.DomainXml, info: dict[str, str], native: str,
-                  reason: str | None, uri: str) -> Instance:
+                  reason: str | None, uri: str, source: str = "virsh") -> Instance:
         res = Resources(float(dom.vcpus) if dom.vcpus else None, fmt.cpu_seconds(info.get("CPU time")),
                         fmt.kib(info.get("Max memory")) or dom.memory,
-                        fmt.kib(info.get("Used memory")) or dom.current_memory, "virsh")
+                        fmt.kib(info.get("Used memory")) or dom.current_memory, source)
         extra = {"uri": uri, "domain_id": info.get("Id"), "reason": reason,
                  "persistent": info.get("Persistent"), "os_type": info.get("OS Type"),
                  "security_model": info.get("Security model"), "macs": list(dom.macs)}

@@ -1,16 +1,24 @@
-"""The libvirt and QEMU plugins: libvirt's real test driver through virsh (no daemon), a real
-QEMU started and stopped here, and the domain XML files of a host tree (--root)."""
+"""The libvirt and QEMU plugins: libvirt's real test driver (no daemon) through virsh and through
+the libvirt Python binding (the same instances; the binding tests skip where libvirt-python is
+not installed), a real QEMU started and stopped here, and the domain XML files of a host tree
+(--root)."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from statehelpers import fake_tool, need, qemu, token
 
-from collectors.state.base import Options
+from collectors.state import libvirtapi
+from collectors.state.base import Context, Options
 from collectors.state.collect import collect_state
+from collectors.state.formats.libvirt import virsh_state
+from collectors.state.plugins.libvirt import Libvirt
 
 UUID = "6a0c2f3e-1b2d-4c5e-8f90-a1b2c3d4e5f6"
 HOSTILE = "db \"x' \u202e<b> \u00e9"
@@ -42,8 +50,32 @@ def _libvirt(**kw) -> dict:  # type: ignore[no-untyped-def]
     return collect_state(Options(**kw), ["libvirt"])["libvirt"].to_json()
 
 
-def test_test_driver_default_domain() -> None:
+def _need_binding():  # type: ignore[no-untyped-def]
+    lv = libvirtapi.binding()
+    if lv is None:
+        pytest.skip("the libvirt Python binding (PyPI libvirt-python, built against Debian's "
+                    "libvirt-dev) is not installed")
+    return lv
+
+
+@pytest.fixture(params=["virsh", "binding"])
+def via(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test-driver test runs through virsh and through the Python binding."""
+    if request.param == "virsh":
+        need("virsh", "libvirt-clients")
+        monkeypatch.setattr(Libvirt, "use_binding", False)
+    else:
+        _need_binding()
+    return str(request.param)
+
+
+@pytest.fixture
+def virsh_only(monkeypatch: pytest.MonkeyPatch) -> None:
     need("virsh", "libvirt-clients")
+    monkeypatch.setattr(Libvirt, "use_binding", False)
+
+
+def test_test_driver_default_domain(via: str) -> None:
     result = _libvirt(libvirt_uri="test:///default")
     assert result["status"] == "present" and result["error"] is None
     [dom] = result["instances"]
@@ -54,10 +86,10 @@ def test_test_driver_default_domain() -> None:
     assert dom["cpu"]["limit"] == 2 and dom["cpu"]["usage_seconds"] > 0
     assert dom["disks"][0]["path"] == "/guest/diskimage1" and dom["autostart"] is False
     assert dom["extra"]["macs"] == ["aa:bb:cc:dd:ee:ff"]
+    assert dom["resources_from"] == {"virsh": "virsh", "binding": "libvirt API"}[via]
 
 
-def test_test_driver_custom_node_with_a_hostile_name(tmp_path: Path) -> None:
-    need("virsh", "libvirt-clients")
+def test_test_driver_custom_node_with_a_hostile_name(tmp_path: Path, via: str) -> None:
     disk = tmp_path / "web.qcow2"
     disk.write_bytes(b"\0" * 8192)
     node = tmp_path / "node.xml"
@@ -72,20 +104,95 @@ def test_test_driver_custom_node_with_a_hostile_name(tmp_path: Path) -> None:
     json.loads(json.dumps(result))
 
 
-def test_default_uri_without_a_daemon_is_absent() -> None:
+def _instances(uri: str, binding: bool) -> list[dict]:  # type: ignore[type-arg]
+    plugin = Libvirt()
+    plugin.use_binding = binding
+    return sorted((i.to_json() for i in plugin.collect(Context(Options(libvirt_uri=uri)))),
+                  key=lambda d: d["id"])
+
+
+def test_the_binding_gives_what_virsh_gives(tmp_path: Path) -> None:
+    """Field for field, but the CPU time (the test driver's is the clock: it moves between
+    the two reads) and resources_from, which names the source."""
     need("virsh", "libvirt-clients")
+    _need_binding()
+    disk = tmp_path / "web.qcow2"
+    disk.write_bytes(b"\0" * 8192)
+    node = tmp_path / "node.xml"
+    node.write_text(NODE.format(disk=disk))
+    for uri in ("test:///default", f"test://{node}"):
+        by_virsh, by_binding = _instances(uri, False), _instances(uri, True)
+        assert [d["id"] for d in by_virsh] == [d["id"] for d in by_binding] != []
+        for a, b in zip(by_virsh, by_binding, strict=True):
+            cpu_a, cpu_b = a.pop("cpu"), b.pop("cpu")
+            assert cpu_a["limit"] == cpu_b["limit"]
+            assert (cpu_a["usage_seconds"] is None) == (cpu_b["usage_seconds"] is None)
+            if cpu_a["usage_seconds"] is not None:
+                assert abs(cpu_a["usage_seconds"] - cpu_b["usage_seconds"]) < 60
+            assert (a.pop("resources_from"), b.pop("resources_from")) == ("virsh", "libvirt API")
+            assert a == b
+
+
+@pytest.mark.parametrize("ops", [["suspend"], ["destroy"], ["shutdown"], ["suspend", "resume"],
+                                 ["destroy", "create"]])
+def test_state_words_are_virshs(tmp_path: Path, ops: list[str]) -> None:
+    """The binding's numbers worded as virsh words them, after the same operations on the
+    test driver (a node file of its own: test:///default keeps its state per process)."""
+    need("virsh", "libvirt-clients")
+    lv = _need_binding()
+    node = tmp_path / "node.xml"
+    node.write_text(NODE.format(disk=tmp_path / "none.qcow2"))
+    uri = f"test://{node}"
+    virsh_ops = {"create": "start"}
+    batch = "; ".join(f"{virsh_ops.get(op, op)} 'web one'" for op in ops) + "; domstate --reason 'web one'"
+    printed = subprocess.run(["virsh", "-c", uri, batch], capture_output=True, text=True, check=True)
+    words = [ln for ln in printed.stdout.splitlines() if ln.strip()][-1]
+    conn = lv.open(uri)
+    try:
+        dom = conn.lookupByName("web one")
+        for op in ops:
+            getattr(dom, op)()
+        state, reason = virsh_state(*dom.state())
+    finally:
+        conn.close()
+    assert f"{state} ({reason})" == words
+
+
+def test_unreachable_explicit_uri_through_the_binding_is_an_error() -> None:
+    _need_binding()
+    result = _libvirt(libvirt_uri="qemu+unix:///system?socket=/nonexistent/sock", timeout=20)
+    assert result["status"] == "error" and result["error"].startswith("libvirt: Failed to connect")
+
+
+def test_a_daemon_that_never_answers_is_cut_at_the_timeout(tmp_path: Path) -> None:
+    """A socket that accepts and never speaks: the binding waits for libvirt's handshake, the
+    plugin gives up at its timeout."""
+    _need_binding()
+    path = tmp_path / "hung.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+    try:
+        start = time.monotonic()
+        result = _libvirt(libvirt_uri=f"qemu+unix:///system?socket={path}", timeout=1)
+        assert time.monotonic() - start < 5
+        assert (result["status"], result["error"]) == ("error", "libvirt: timed out after 1 s")
+    finally:
+        server.close()      # the abandoned call now sees EOF and ends
+
+
+def test_default_uri_without_a_daemon_is_absent(via: str) -> None:
     if any(Path(p).exists() for p in ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock")):
         pytest.skip("a libvirt daemon runs here")
     assert _libvirt()["status"] == "absent"
 
 
-def test_unreachable_explicit_uri_is_an_error() -> None:
-    need("virsh", "libvirt-clients")
+def test_unreachable_explicit_uri_is_an_error(virsh_only: None) -> None:
     result = _libvirt(libvirt_uri="qemu+unix:///system?socket=/nonexistent/sock", timeout=20)
     assert result["status"] == "error" and result["error"].startswith("virsh: exit status 1")
 
 
-def test_malformed_xml_from_virsh_is_an_error(tmp_path: Path) -> None:
+def test_malformed_xml_from_virsh_is_an_error(tmp_path: Path, virsh_only: None) -> None:
     bindir = tmp_path / "bin"
     # a virsh that lists one domain and answers the batch with broken XML
     fake_tool(bindir, "virsh", f"""case "$*" in
