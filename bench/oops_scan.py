@@ -3,14 +3,15 @@
 
 Generates two dmesg-style logs of SIZE MB each (default 1024) and, in the same run, times
 `crashkit oops scan FILE --json` (the installed command, start-up included) and
-`grep -c 'BUG\\|WARNING\\|Oops'` on each, printing MB/s for both and the ratio:
+`grep -c 'BUG\\|WARNING\\|Oops'` on each, printing MB/s for both (wall clock, and the
+command's own CPU time, which other load on the machine does not inflate) and the ratio:
 
 - sparse: normal boot/driver lines with REPORTS (default 300) reports mixed in;
 - dense: a real report every EVERY (default 2000) lines, as a crash-looping host writes.
 
-The planted reports are the real oopses ABRT's test suite extracts (`*.right` in
-$CRASHKIT_FIXTURES/abrt-oops, default ../shared/fixtures), cycled. Target: >= 100 MB/s for
-both logs.
+The planted reports are the real kernel oopses ABRT's test suite extracts (`*.right` in
+$CRASHKIT_FIXTURES/abrt-oops, default ../shared/fixtures; not the Xorg ones), cycled.
+Target: >= 100 MB/s for both logs.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("CRASHKIT_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -50,6 +53,8 @@ def real_reports() -> list[list[str]]:
     """The oopses ABRT extracts from its test logs: one list of lines per report."""
     out: list[list[str]] = []
     for path in sorted((FIXTURES / "abrt-oops").glob("*.right")):
+        if path.name.startswith("xorg_"):
+            continue  # X server backtraces (ABRT's Xorg detector), not kernel reports
         body = [ln for ln in path.read_text(errors="replace").splitlines()
                 if not ln.startswith(("abrt-dump-oops:", "Version:"))]
         report: list[str] = []
@@ -98,19 +103,30 @@ def crashkit_command() -> list[str]:
     return [found]
 
 
-def measure(path: Path, out: Path) -> tuple[float, int, float, str]:
-    """``(crashkit seconds, reports found, grep seconds, grep count)`` on one file."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], sink: IO[str] | int) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds)`` of one run of ``argv`` (the CPU time is the command's
+    own, user and system: it does not grow when other processes take the cores)."""
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    subprocess.run(argv, stdout=sink, check=True)
+    return time.perf_counter() - t0, _children_cpu() - cpu0
+
+
+def measure(path: Path, out: Path) -> tuple[tuple[float, float], int, tuple[float, float], str]:
+    """``((wall, cpu) of crashkit, reports found, (wall, cpu) of grep, grep count)``."""
     with path.open("rb") as fp:  # warm the page cache for both contenders
         while fp.read(1 << 24):
             pass
-    t0 = time.perf_counter()
     with out.open("w") as sink:
-        subprocess.run([*crashkit_command(), "oops", "scan", str(path), "--json"], stdout=sink, check=True)
-    ours = time.perf_counter() - t0
+        ours = timed([*crashkit_command(), "oops", "scan", str(path), "--json"], sink)
     found = len(json.loads(out.read_text()))
-    t0 = time.perf_counter()
-    grep = subprocess.run(["grep", "-c", r"BUG\|WARNING\|Oops", str(path)], capture_output=True, text=True)
-    return ours, found, time.perf_counter() - t0, grep.stdout.strip()
+    with out.open("w") as sink:
+        grep = timed(["grep", "-c", r"BUG\|WARNING\|Oops", str(path)], sink)
+    return ours, found, grep, out.read_text().strip()
 
 
 def main() -> int:
@@ -131,17 +147,18 @@ def main() -> int:
                 continue
             path = Path(tmp, f"{name}.log")
             planted = generate(path, size, every, reports, limit)
-            ours, found, grep, matched = measure(path, Path(tmp, "out.json"))
+            ours, found, grep, matched = measure(path, Path(tmp, "out.txt"))
             mb = path.stat().st_size / 1e6
             path.unlink()
-            worst = min(worst, mb / ours)
+            worst = min(worst, mb / ours[0])
             print(f"{name}: {mb:.0f} MB, a report every {every} lines, {planted} planted, {found} found,"
                   f" grep matched {matched} lines")
-            print(f"  crashkit oops scan --json: {ours:6.2f} s  {mb / ours:7.1f} MB/s")
-            print(f"  grep -c (baseline):        {grep:6.2f} s  {mb / grep:7.1f} MB/s")
-            print(f"  ratio (ours / grep throughput): {grep / ours:.3f}")
+            for label, (wall, cpu) in (("crashkit oops scan --json", ours), ("grep -c (baseline)", grep)):
+                print(f"  {label + ':':<27}{wall:6.2f} s {mb / wall:7.1f} MB/s wall;"
+                      f" {cpu:6.2f} s {mb / max(cpu, 1e-9):7.1f} MB/s CPU")
+            print(f"  ratio (ours / grep throughput): {grep[0] / ours[0]:.3f} wall, {grep[1] / max(ours[1], 1e-9):.3f} CPU")
     verdict = "ok" if worst >= TARGET_MBS else "BELOW TARGET"
-    print(f"slowest: {worst:.1f} MB/s (target: >= {TARGET_MBS:.0f} MB/s for both logs): {verdict}")
+    print(f"slowest: {worst:.1f} MB/s wall (target: >= {TARGET_MBS:.0f} MB/s for both logs): {verdict}")
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from json.encoder import encode_basestring_ascii as _encode_str
+from typing import TextIO
 
 from collectors.oops.parse import KernelReport, scan_stream
 
@@ -67,11 +69,48 @@ def run_scan(args: argparse.Namespace) -> int:
         with open(args.file, "rb") as fp:
             reports = list(scan_stream(fp))
     if args.json:
-        json.dump([r.to_json_dict() for r in reports], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_json(reports, sys.stdout)
     else:
         print_table(reports)
     return 0
+
+
+def write_json(reports: list[KernelReport], out: TextIO) -> None:
+    """Write the reports as ``json.dump(..., indent=2)`` does, byte for byte, one report at
+    a time: the standard library's indenting encoder is pure Python and, on a crash-dense
+    log, took a fifth of the scan's time."""
+    if not reports:
+        out.write("[]\n")
+        return
+    out.write("[\n")
+    for i, r in enumerate(reports):
+        out.write(("" if i == 0 else ",\n") + "  " + _indented(r.to_json_dict(), "  "))
+    out.write("\n]\n")
+
+
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+def _indented(value: object, indent: str) -> str:
+    """``value`` (JSON types only) as ``json.dumps(value, indent=2)`` prints it at ``indent``."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        items = (f"{inner}{_encode_str(str(k))}: {_indented(v, inner)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        inner = indent + "  "
+        return "[\n" + ",\n".join(inner + _indented(v, inner) for v in value) + "\n" + indent + "]"
+    if isinstance(value, str):
+        return _encode_str(value)
+    if value is None or isinstance(value, bool):
+        return _CONSTANTS[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
+    return json.dumps(value)
 
 
 def print_table(reports: list[KernelReport]) -> None:
