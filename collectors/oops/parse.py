@@ -561,14 +561,20 @@ def _offer_run(sc: _Scanner, block: bytes, pos: int, stop: int, lineno: int) -> 
     if not any(word in text for word in _BOOT_WORDS):
         msgs = _PLAIN_LINE.findall(text)
         if len(msgs) == len(lines):  # all plain, the common case: hand them over at once
-            run = [(i, msg) for i, msg in enumerate(msgs, lineno + 1) if msg.strip()]
-            if run:
-                sc.offer_plain(run, special)
+            plain = [(i, msg) for i, msg in enumerate(msgs, lineno + 1) if msg.strip()]
+            if plain:
+                sc.offer_plain(plain, special)
             return cut, lineno + len(lines)
-    plain = _PLAIN.match
+    _offer_mixed(sc, lines, lineno, special)
+    return cut, lineno + len(lines)
+
+
+def _offer_mixed(sc: _Scanner, lines: list[str], lineno: int, special: bool) -> None:
+    """:func:`_offer_run` for lines of which some are not plain: runs of plain ones go to
+    the windows together, the others through :meth:`_Scanner.feed`, until no window is open."""
     run: list[tuple[int, str]] = []
     for i, line in enumerate(lines, lineno + 1):
-        m = plain(line)
+        m = _PLAIN.match(line)
         if m is not None:
             msg = line[m.end():]
             stripped = msg.strip()
@@ -581,10 +587,9 @@ def _offer_run(sc: _Scanner, block: bytes, pos: int, stop: int, lineno: int) -> 
             sc.offer_plain(run, special)
             run = []
             if not sc.windows:
-                break  # idle again: the rest holds no anchor
+                return  # idle again: the rest holds no anchor
         sc.feed(i, line)
         if not sc.windows:
-            break
+            return
     if run:
         sc.offer_plain(run, special)
-    return cut, lineno + len(lines)
