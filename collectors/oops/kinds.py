@@ -1,6 +1,6 @@
 """Which kernel line starts which kind of report, and the lines that end or reset one.
 
-Start markers follow ABRT's "suspicious strings" (formats/libreport.md §5.2) and the
+Start markers follow ABRT's "suspicious strings" (docs/formats/libreport.md §5.2) and the
 report headers the kernel prints (lib/bug.c, kernel/panic.c, mm/kasan/report.c,
 kernel/locking/lockdep.c, kernel/watchdog.c, kernel/hung_task.c, kernel/rcu/tree_stall.h,
 mm/oom_kill.c, arch/x86/kernel/traps.c, ...).

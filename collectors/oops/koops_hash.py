@@ -1,4 +1,4 @@
-"""ABRT's kernel-oops hash and helper elements (formats/libreport.md §5.3, §5.6, §5.7).
+"""ABRT's kernel-oops hash and helper elements (docs/formats/libreport.md §5.3, §5.6, §5.7).
 
 The hash is satyr's koops duphash as ABRT calls it: no normalisation, "koops compat",
 at most 6 frames: the first ``RIP:``/``EIP:`` line becomes frame 0, unreliable (``?``)

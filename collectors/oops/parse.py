@@ -1,7 +1,7 @@
 """Find kernel reports (oopses, BUGs, WARNINGs, panics, lockups, sanitizer and lockdep
 reports, OOM kills) in log text. Pure: lines or bytes in, frozen dataclasses out.
 
-Delimiting follows ABRT (formats/libreport.md §5.3) and improves on it: reports end at
+Delimiting follows ABRT (docs/formats/libreport.md §5.3) and improves on it: reports end at
 ``---[ end trace``/``---[ end Kernel panic``/sanitizer ``====`` lines or where the call
 trace stops; a ``Kernel panic`` that follows a report joins it; ``Oops:``/trap lines
 after a ``BUG:`` line continue it; printk caller ids keep interleaved CPUs apart; a

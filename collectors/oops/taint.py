@@ -1,6 +1,6 @@
 """Kernel taint flags: parse the ``Tainted:`` field, explain the letters (kernel/panic.c
 ``taint_flags``), and ABRT's ``kernel_tainted_short``/``kernel_tainted_long`` rules
-(formats/libreport.md §5.5)."""
+(docs/formats/libreport.md §5.5)."""
 
 from __future__ import annotations
 

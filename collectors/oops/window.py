@@ -1,6 +1,6 @@
 """The lines a report's title is read from: the report as syzkaller's parser sees it.
 
-A report's own text ends where ABRT would end it (formats/libreport.md §5.3), but its
+A report's own text ends where ABRT would end it (docs/formats/libreport.md §5.3), but its
 title may need more: the stalled task's stack that another CPU prints after "Sending
 NMI from CPU", the call trace after a long register dump. A :class:`TitleWindow` collects,
 from the report's first headline (:mod:`collectors.oops.headlines`) on, the lines of the
