@@ -20,6 +20,9 @@ from reporter.server.errors import RejectedInput, TooLarge
 
 MAX_PARTS = 16
 MAX_FIELD = 64 * 1024
+# A typical bundle (tens of KiB) reaches the disk in one write: every syscall on the event loop
+# thread hands the GIL to the ingest threads and waits to get it back.
+WRITE_BUFFER = 128 * 1024
 
 
 @dataclass
@@ -51,7 +54,7 @@ class _SpoolFile:
         except FileNotFoundError:  # created at start-up; removed by hand since
             os.makedirs(tmp_dir, mode=0o750, exist_ok=True)
             fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=tmp_dir)
-        self.f = os.fdopen(fd, "wb")
+        self.f = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
         self.hash = hashlib.sha256()
         self.size = 0
         self.limit = limit
