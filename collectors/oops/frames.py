@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 
@@ -58,6 +59,7 @@ ADDR_ONLY_RE = re.compile(r"^\s*+" + _CTX + r"\(?\[<?(?P<addr>[0-9a-fA-F]{4,16}+
 INLINE_RE = re.compile(r"^\s*+(?P<func>[A-Za-z_][\w.$]*+) [\w./-]++:\d++(?::\d++)? \[inline\]\s*+$")
 
 
+@lru_cache(maxsize=1024)  # a report's lines are parsed while scanning, for its frames and for its hash
 def parse_frame(text: str) -> KernelFrame | None:
     """Parse one stack line; None when the line is not a frame."""
     m = FRAME_RE.match(text)

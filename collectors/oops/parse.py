@@ -23,9 +23,10 @@ from collectors.oops import kinds as K
 from collectors.oops.frames import KernelFrame, parse_frame
 from collectors.oops.headlines import header_of
 from collectors.oops.lines import MAX_LINE_CHARS, strip_prefix
-from collectors.oops.prefilter import anchor_lines, has_anchor
+from collectors.oops.prefilter import (
+    BOOT_WORDS, QUESTIONABLE_WORDS, WINDOW_WORDS, anchor_lines, chunk_words, has_anchor)
 from collectors.oops.report import FUNC_LIKE, TRACE_START, KernelReport, build_report
-from collectors.oops.window import SPECIAL_WORDS, TitleWindow
+from collectors.oops.window import TitleWindow
 
 __all__ = ["KernelFrame", "KernelReport", "scan_lines", "scan_text", "scan_stream"]
 
@@ -128,7 +129,9 @@ class _Scanner:
         return not self.open
 
     # -- line handling --------------------------------------------------------------------
-    def feed(self, lineno: int, raw: str) -> None:
+    def feed(self, lineno: int, raw: str, maybe_anchored: bool = True) -> None:
+        """Take one input line (``maybe_anchored`` False: the caller knows it holds no
+        anchor, :data:`collectors.oops.kinds.ANCHORS`)."""
         ln = strip_prefix(raw)
         if not ln.kernel:
             return  # other programs' syslog lines and kmsg dictionaries never end a report
@@ -137,7 +140,7 @@ class _Scanner:
         if not stripped:
             return  # ABRT ignores empty lines too (§5.1)
         self.lineno = lineno
-        anchored = has_anchor(stripped)
+        anchored = maybe_anchored and has_anchor(stripped)
         header = header_of(stripped) if anchored else None
         if self.windows:
             self._offer(lineno, text, ln.caller, ln.stamped, header is not None)
@@ -212,14 +215,14 @@ class _Scanner:
             self.windows = [w for w in self.windows if not w.done]
             self._finalize()
 
-    def offer_plain(self, run: list[tuple[int, str]], special: bool) -> None:
+    def offer_plain(self, run: list[tuple[int, str]], special: bool, questionable: bool = True) -> None:
         """What :meth:`feed` does with each of ``run``'s ``(line number, text)`` lines while
         no report is open, for lines with a printk timestamp, no caller id and nothing that
         starts or ends a report (``_offer_run`` picks them): offer them to the title windows
-        (``special``: some may hold a :data:`collectors.oops.window.SPECIAL_WORDS` text)."""
+        (``special``, ``questionable``: see :meth:`TitleWindow.offer_plain`)."""
         last = 0
         for w in self.windows:
-            closed = w.offer_plain(run, special)
+            closed = w.offer_plain(run, special, questionable)
             last = max(last, run[-1][0] if closed is None else closed)
         self.lineno = last  # the last line fed: after it every window was done
         if any(w.done for w in self.windows):
@@ -520,7 +523,10 @@ def _feed_block(sc: _Scanner, block: bytes, lineno: int) -> int:
         if nl < 0:
             nl = end
         lineno += 1
-        sc.feed(lineno, block[pos:min(nl, pos + MAX_LINE_CHARS)].decode("utf-8", "replace"))
+        while ci < len(cands) and cands[ci] < pos:
+            ci += 1
+        anchored = ci < len(cands) and cands[ci] == pos
+        sc.feed(lineno, block[pos:min(nl, pos + MAX_LINE_CHARS)].decode("utf-8", "replace"), anchored)
         pos = nl + 1
     return lineno
 
@@ -530,7 +536,6 @@ _RUN_BYTES = 16 << 10  # decoded at a time for the title windows (they take at m
 # neither a caller id, a nested prefix nor (below) a console login prompt or a boot line.
 _PLAIN = re.compile(r"\[ *+\d++\.\d++\] ?(?![\[<*])")
 _BOOT_STARTS = ("Command line: ", "Kernel command line: ", "Booting ", "-- ")
-_BOOT_WORDS = ("Command line: ", "Booting ", "-- ")  # one of them is in every _BOOT_STARTS line
 _PLAIN_LINE = re.compile(r"^\[ *+\d++\.\d++\] ?(?![\[<*])(.*)$", re.M)
 
 
@@ -552,18 +557,19 @@ def _offer_run(sc: _Scanner, block: bytes, pos: int, stop: int, lineno: int) -> 
         for raw in raws:
             lineno += 1
             if sc.windows and not sc.open:
-                sc.feed(lineno, raw[:MAX_LINE_CHARS].decode("utf-8", "replace"))
+                sc.feed(lineno, raw[:MAX_LINE_CHARS].decode("utf-8", "replace"), False)
         return cut, lineno
+    found = chunk_words(chunk)
+    special = bool(found & WINDOW_WORDS)
     text = chunk.decode("utf-8", "replace")
-    special = any(word in text for word in SPECIAL_WORDS)
     lines = text.split("\n")
     lines.pop()
-    if not any(word in text for word in _BOOT_WORDS):
+    if not found & BOOT_WORDS:
         msgs = _PLAIN_LINE.findall(text)
         if len(msgs) == len(lines):  # all plain, the common case: hand them over at once
             plain = [(i, msg) for i, msg in enumerate(msgs, lineno + 1) if msg.strip()]
             if plain:
-                sc.offer_plain(plain, special)
+                sc.offer_plain(plain, special, bool(found & QUESTIONABLE_WORDS))
             return cut, lineno + len(lines)
     _offer_mixed(sc, lines, lineno, special)
     return cut, lineno + len(lines)
@@ -588,7 +594,7 @@ def _offer_mixed(sc: _Scanner, lines: list[str], lineno: int, special: bool) -> 
             run = []
             if not sc.windows:
                 return  # idle again: the rest holds no anchor
-        sc.feed(i, line)
+        sc.feed(i, line, False)
         if not sc.windows:
             return
     if run:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ahocorasick_rs import MATCHKIND_LEFTMOST_FIRST, BytesAhoCorasick
 
 from collectors.oops.kinds import ANCHORS
+from collectors.oops.window import SPECIAL_WORDS
 
 
 def _minimal(words: tuple[str, ...]) -> list[str]:
@@ -47,3 +48,18 @@ def anchor_lines(block: bytes) -> list[int]:
         last = nl if nl >= 0 else len(block)
         starts.append(ls)
     return starts
+
+
+# Words that make a stretch of plain lines need a closer look (collectors.oops.parse,
+# _offer_run): what a title window treats specially, a boot line's start (one of these is in
+# every line kinds.BOOT_RE matches that holds no anchor), a questionable frame marker.
+WINDOW_WORDS = frozenset(SPECIAL_WORDS)
+BOOT_WORDS = frozenset(("Command line: ", "Booting ", "-- "))
+QUESTIONABLE_WORDS = frozenset((" ? ", " (unreliable)"))
+_CHUNK_WORDS = sorted(WINDOW_WORDS | BOOT_WORDS | QUESTIONABLE_WORDS)
+_CHUNK_AUTOMATON = BytesAhoCorasick([w.encode() for w in _CHUNK_WORDS])  # overlapping-safe: all matches
+
+
+def chunk_words(chunk: bytes) -> frozenset[str]:
+    """Which of the words above occur in ``chunk``."""
+    return frozenset(_CHUNK_WORDS[i] for i, _, _ in _CHUNK_AUTOMATON.find_matches_as_indexes(chunk, overlapping=True))

@@ -95,10 +95,11 @@ class TitleWindow:
         if len(self.lines) >= WINDOW_LINES:
             self.done = True
 
-    def offer_plain(self, run: list[tuple[int, str]], special: bool) -> int | None:
+    def offer_plain(self, run: list[tuple[int, str]], special: bool, questionable: bool = True) -> int | None:
         """:meth:`offer` of each ``(line number, text)`` of ``run``: lines with a printk
         timestamp, no caller id, no headline (``special``: some may hold a :data:`SPECIAL_WORDS`
-        text). Returns the line number at which the window closed, None if it is still open."""
+        text; ``questionable``: some may hold " ? " or " (unreliable)"). Returns the line
+        number at which the window closed, None if it is still open."""
         if special or run[-1][0] - self.start > WINDOW_INPUT:
             for lineno, text in run:
                 self.offer(lineno, text, None, True, False)
@@ -107,8 +108,8 @@ class TitleWindow:
             return None
         if self.key is not None or not self._stamped:
             return None  # another caller's lines, or timestamped ones where the headline had none
-        taken = [(n, t) for n, t in run
-                 if "<EOI>" in t or (" ? " not in t and not t.endswith(" (unreliable)"))]
+        taken = run if not questionable else [
+            (n, t) for n, t in run if "<EOI>" in t or (" ? " not in t and not t.endswith(" (unreliable)"))]
         self._seen += len(taken)
         room = WINDOW_LINES - len(self.lines)
         if len(taken) < room:
