@@ -47,8 +47,9 @@ COREDUMP = Path("/lib/systemd/systemd-coredump")
 class RssSampler:
     """Peak of the summed RSS and PSS of processes whose command line holds *marker*."""
 
-    def __init__(self, marker: bytes) -> None:
+    def __init__(self, marker: bytes, exclude: frozenset[int] = frozenset()) -> None:
         self.marker = marker
+        self.exclude = exclude
         self.peak_rss = self.peak_pss = self.peak_procs = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -56,7 +57,7 @@ class RssSampler:
     def _sample(self) -> tuple[int, int, int]:
         rss = pss = procs = 0
         for pid in os.listdir("/proc"):
-            if not pid.isdigit():
+            if not pid.isdigit() or int(pid) in self.exclude:
                 continue
             try:
                 if self.marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
@@ -168,9 +169,22 @@ def crashkit_storm(kind: str, programs: list[Path], pipe_limit: int, work: Path)
         shutil.rmtree(base, ignore_errors=True)
 
 
+def coredump_pattern() -> str:
+    """The core_pattern Debian's systemd-coredump installs (its sysctl.d file), else the
+    specifiers it needs."""
+    conf = Path("/usr/lib/sysctl.d/50-coredump.conf")
+    if conf.exists():
+        for line in conf.read_text().splitlines():
+            if line.startswith("kernel.core_pattern="):
+                return line.split("=", 1)[1].strip()
+    return f"|{COREDUMP} %P %u %g %s %t %c %h"
+
+
 def coredump_storm(kind: str, programs: list[Path], pipe_limit: int) -> dict[str, object] | None:
-    """The same storm against systemd-coredump (socket-activated, storage in a temp dir is
-    not configurable here: it writes /var/lib/systemd/coredump, counted before and after)."""
+    """The same storm against systemd-coredump, socket-activated without systemd as PID 1
+    (``systemd-socket-activate --seqpacket -a``: one systemd-coredump per connection). Its
+    storage is not configurable from here: the cores it adds to /var/lib/systemd/coredump
+    are counted, then deleted."""
     if not COREDUMP.exists() or not shutil.which("systemd-socket-activate"):
         return None
     store = Path("/var/lib/systemd/coredump")
@@ -181,35 +195,44 @@ def coredump_storm(kind: str, programs: list[Path], pipe_limit: int) -> dict[str
     crashes, spread = storm_plan(kind, programs)
     try:
         time.sleep(0.5)
-        with core_pattern(f"|{COREDUMP} %P %u %g %s %t %c %h", pipe_limit), \
-                RssSampler(b"systemd-coredump") as sampler:
+        with core_pattern(coredump_pattern(), pipe_limit), \
+                RssSampler(b"systemd-coredump", frozenset({activator.pid})) as sampler:
             t0 = time.monotonic()
             happened = run_storm(crashes, spread)
             wait_quiet(sampler)
             wall = time.monotonic() - t0
     finally:
-        activator.terminate()
+        activator.terminate()  # our own child, by its PID
         activator.wait()
     stored = set(os.listdir(store)) - before if store.is_dir() else set()
+    for name in stored:
+        (store / name).unlink(missing_ok=True)
     return {"setting": f"systemd-coredump, core_pipe_limit {pipe_limit}", "happened": happened,
             "accounted": len(stored), "full_dirs": len(stored), "without_core": 0, "wall": wall,
             "rss": sampler.peak_rss, "pss": sampler.peak_pss, "procs": sampler.peak_procs}
 
 
+def _num(row: dict[str, object], key: str) -> float:
+    value = row[key]
+    assert isinstance(value, (int, float)), key
+    return value
+
+
 def show(kind: str, row: dict[str, object]) -> None:
-    happened = int(row["happened"])  # type: ignore[call-overload]
-    accounted = int(row["accounted"])  # type: ignore[call-overload]
+    happened, accounted = int(_num(row, "happened")), int(_num(row, "accounted"))
     ratio = accounted / happened if happened else 0.0
     print(f"{kind:8} {row['setting']:36} accounted {accounted:5}/{happened:<5} ({ratio:6.1%})  "
           f"with core {row['full_dirs']:4}  without core {row['without_core']:5}  "
-          f"quiet after {float(row['wall']):6.2f} s  peak RSS {int(row['rss']) >> 20:5} MiB "  # type: ignore[call-overload]
-          f"(PSS {int(row['pss']) >> 20} MiB, {row['procs']} hooks)")  # type: ignore[call-overload]
+          f"quiet after {_num(row, 'wall'):6.2f} s  peak RSS {int(_num(row, 'rss')) >> 20:5} MiB "
+          f"(PSS {int(_num(row, 'pss')) >> 20} MiB, {row['procs']} hooks)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storm", choices=("at-once", "spread", "both"), default="both")
     parser.add_argument("--limits", default="0,16", help="core_pipe_limit values for crashkit")
+    parser.add_argument("--coredump-limits", default="16",
+                        help="core_pipe_limit values for systemd-coredump (16: what Debian sets)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (core_pattern)", file=sys.stderr)
@@ -222,9 +245,10 @@ def main() -> int:
         for kind in kinds:
             for limit in (int(x) for x in args.limits.split(",")):
                 show(kind, crashkit_storm(kind, programs, limit, work))
-            row = coredump_storm(kind, programs, 16)
-            if row is not None:
-                show(kind, row)
+            for limit in (int(x) for x in args.coredump_limits.split(",") if x):
+                row = coredump_storm(kind, programs, limit)
+                if row is not None:
+                    show(kind, row)
     return 0
 
 

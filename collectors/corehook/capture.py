@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from collectors.corehook import container as container_mod
 from collectors.corehook.container import ContainerInfo
-from collectors.corehook import dedup, hooklog, limits, procsnap, shedding
+from collectors.corehook import dedup, gate, hooklog, limits, procsnap, shedding
 from collectors.corehook.coredump import (CoreResult, analyse_only, compress_element, drain_fd,
                                           release_stdin, save_core)
 from collectors.corehook.ccpp_elements import TYPE, basic_elements, read_small_file, unreadable_summary
@@ -127,8 +127,8 @@ class Crash:
                                    signature)
 
 
-def _identify(args: HookArgs, cfg: HookConfig, proc: str) -> Crash:
-    snap = procsnap.read_snapshot(args.global_pid, proc)
+def crash_from_snapshot(args: HookArgs, snap: procsnap.ProcSnapshot) -> Crash:
+    """The :class:`Crash` that *args* and the ``/proc`` snapshot *snap* describe."""
     exe = procsnap.clean_exe(snap.exe) if snap.exe else None
     status = procsnap.parse_status(snap.get("status") or b"")
     fsuid = (procsnap.status_ids(status, "Uid") + (args.uid,) * 4)[3]
@@ -136,19 +136,24 @@ def _identify(args: HookArgs, cfg: HookConfig, proc: str) -> Crash:
     return Crash(args, snap, exe, status, 0 if setuid_crash else args.uid, setuid_crash, time.time())
 
 
-def _not_ours_to_keep(crash: Crash, cfg: HookConfig, stdin_fd: int) -> Outcome | None:
-    """The crashes we never capture: the hook's own, other signals, ``ignored_paths``."""
+def why_not_ours(crash: Crash, cfg: HookConfig) -> str | None:
+    """Why this is one of the crashes we never capture (the hook's own, other signals,
+    ``ignored_paths``), or ``None``."""
     if is_own_process(crash.snap):
-        return _ignore(crash.line, "crash of crashkit-hook itself", stdin_fd)
+        return "crash of crashkit-hook itself"
     if crash.args.signal not in cfg.signals:
-        return _ignore(crash.line, f"signal {crash.args.signal} is not a core-dumping signal we handle",
-                       stdin_fd)
+        return f"signal {crash.args.signal} is not a core-dumping signal we handle"
     if crash.exe and cfg.ignored_paths:
         from fnmatch import fnmatchcase
 
         if any(fnmatchcase(crash.exe, pattern) for pattern in cfg.ignored_paths):
-            return _ignore(crash.line, "executable in ignored_paths", stdin_fd)
+            return "executable in ignored_paths"
     return None
+
+
+def _not_ours_to_keep(crash: Crash, cfg: HookConfig, stdin_fd: int) -> Outcome | None:
+    why = why_not_ours(crash, cfg)
+    return None if why is None else _ignore(crash.line, why, stdin_fd)
 
 
 @dataclass
@@ -212,16 +217,19 @@ def _new_directory(crash: Crash, cfg: HookConfig, elems: dict[str, bytes]) -> Du
 
 
 def capture(args: HookArgs, cfg: HookConfig, *, stdin_fd: int = 0, proc: str = "/proc",
-            spawn_postprocess: bool = True) -> Outcome:
-    """Handle one crash. Reads *stdin_fd* to EOF on every path that returns normally."""
-    crash = _identify(args, cfg, proc)
+            spawn_postprocess: bool = True, slot: int | None = None) -> Outcome:
+    """Handle one crash. Reads *stdin_fd* to EOF on every path that returns normally.
+    *slot*: the full-capture slot the light path (:mod:`.gate`) already holds for it, else
+    one is taken here (or the crash is shed)."""
+    crash = crash_from_snapshot(args, procsnap.read_snapshot(args.global_pid, proc))
     outcome = _not_ours_to_keep(crash, cfg, stdin_fd)
     if outcome is not None:
         return outcome
     check_spool(cfg.spool)
     init_ns = procsnap.read_init_namespaces(proc)
     info = container_mod.detect(crash.snap, init_ns, proc)
-    slot = shedding.acquire_full_slot(cfg.spool, cfg.max_full_hooks)
+    if slot is None:
+        slot = shedding.acquire_full_slot(cfg.spool, cfg.max_full_hooks)
     if slot is None:
         slot = shedding.slot_for_first_crash(cfg.spool, cfg.max_full_hooks, shedding.proc_key(crash, info))
     def make_elements() -> dict[str, bytes]:
@@ -335,6 +343,11 @@ def _after_commit(path: str, crash: Crash, cfg: HookConfig, rate: RateLimit, cor
                   spawn_postprocess: bool) -> None:
     """Crash-loop bookkeeping, spool limits and post-processing for a new directory."""
     rate.record(cfg.spool, path, crash)
+    if core.element and crash.exe:
+        try:
+            gate.mark_seen(cfg.spool, gate.program_key(crash.args.uid, crash.exe, crash.args.signal), path)
+        except OSError as exc:
+            hooklog.log(f"could not mark {path} as the program's kept core: {exc}", error=True)
     for stale in limits.sweep_abandoned(cfg.spool):
         hooklog.log(f"removed abandoned {stale}")
     deleted = limits.trim_spool(cfg.spool, cfg.max_spool_size, protect={path})

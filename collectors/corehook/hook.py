@@ -4,22 +4,25 @@ The kernel runs this as root, with an empty environment, for every core dump on 
 and waits (``core_pipe_limit``) until it has read the core from stdin. So it: keeps its own
 crashes from recursing (RLIMIT_CORE stays 1: the kernel refuses to pipe-dump a process whose
 limit is 1), arms a hard time limit, never lets an exception escape, always drains stdin,
-always exits 0, and logs one line per crash. Start-up imports stay small: standard library,
-:mod:`reporter.dumpdir`, :mod:`coripper.minimizer.stream` (see docs/hook.md for measurements).
+always exits 0, and logs one line per crash. Start-up imports stay small, in two steps:
+first the light path of :mod:`.gate` (``os``, ``fcntl``, ``time``), which takes a
+full-capture slot or sheds the crash; only with a slot held, the standard library,
+:mod:`reporter.dumpdir` and :mod:`coripper.minimizer.stream` (docs/hook.md, measurements).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import FrameType
     from typing import NoReturn
 
 EXIT_OK = 0
+#: Seconds the light path (:mod:`.gate`: slot, shed, fold) may take before SIGALRM ends it.
+LIGHT_TIME_LIMIT = 300
 # After a timeout we still try to drain stdin for this long before giving up.
 DRAIN_GRACE = 30
 
@@ -77,23 +80,6 @@ def _bound_memory() -> None:
         pass
 
 
-def _drain(fd: int) -> None:
-    """Read *fd* to EOF and discard it (splice to /dev/null; read() fallback)."""
-    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        while True:
-            try:
-                if os.splice(fd, null, 1 << 20) == 0:
-                    return
-            except OSError:
-                break
-        buf = bytearray(1 << 20)
-        while os.readv(fd, [buf]) > 0:
-            pass
-    finally:
-        os.close(null)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; always returns 0."""
     _no_recursion()
@@ -102,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     os.environ["CRASHKIT_HOOK_CHILD"] = "1"
     words = sys.argv[1:] if argv is None else list(argv)
+    import _signal  # built in and loaded at start-up, unlike signal (enum)
+
+    _signal.alarm(LIGHT_TIME_LIMIT)  # SIGALRM's default action ends a stuck light path
+    from collectors.corehook import gate
+
+    slot = gate.admit(words)
+    if slot == gate.SHED:
+        return EXIT_OK
+    import signal
+
     from collectors.corehook import hooklog
 
     deadline = 300
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.alarm(deadline)
         from collectors.corehook.capture import capture
 
-        capture(args, cfg)
+        capture(args, cfg, slot=None if slot == gate.UNDECIDED else slot)
     except HookTimeout:
         hooklog.log(f"time limit of {deadline} s reached: giving up on this crash", error=True)
     except BaseException as exc:  # noqa: BLE001 - the kernel must never see us fail
@@ -130,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         try:
             signal.alarm(DRAIN_GRACE)
-            _drain(0)
+            gate.drain(0)
         except BaseException:  # noqa: BLE001
             pass
         finally:

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from collectors.corehook import gate
 from reporter import dirfs
 from reporter.dumpdir import DumpDir, iter_problem_dirs
 
-STATE_DIR = ".crashkit-hook"
+STATE_DIR = gate.STATE_DIR
 RATE_FILE = "rate.json"
 MAX_RATE_BYTES = 1 << 20
 MAX_RATE_ENTRIES = 1000
@@ -220,45 +221,14 @@ class SpoolLock:
             self._fd = -1
 
 
-def try_slot(dir_fd: int, prefix: str, count: int) -> int | None:
-    """A held ``flock`` on one of ``<prefix>.0`` .. ``<prefix>.<count-1>`` in the directory
-    *dir_fd* (the spool's state directory), or ``None`` when all are taken. The lock goes
-    with the descriptor (or the process)."""
-    for n in range(count):
-        fd = os.open(f"{prefix}.{n}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-                     | os.O_NONBLOCK, 0o600, dir_fd=dir_fd)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise PermissionError(errno.EPERM, "slot file is not a plain file", f"{prefix}.{n}")
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            os.close(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-    return None
+try_slot = gate.try_slot
 
 
 # ------------------------------------------------------------------ crash-loop rate file
 
 def open_state_dir(spool: str) -> int:
     """Open (creating, mode 0700) ``<spool>/.crashkit-hook``; refuses a symlink or foreign owner."""
-    spool_fd = os.open(spool, _DIR_FLAGS)
-    try:
-        try:
-            os.mkdir(STATE_DIR, 0o700, dir_fd=spool_fd)
-        except FileExistsError:
-            pass
-        fd = os.open(STATE_DIR, _DIR_FLAGS, dir_fd=spool_fd)
-    finally:
-        os.close(spool_fd)
-    st = os.fstat(fd)
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        os.close(fd)
-        raise PermissionError(errno.EPERM, "state directory not owned by us or writable by others",
-                              os.path.join(spool, STATE_DIR))
-    return fd
+    return gate.open_state(spool, check_spool=False)
 
 
 class RateFile:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from collectors.corehook import gate
 from reporter.elements import format_cmdline, quote_arg
 
 # Upper bounds of what we copy from /proc (a hostile process controls most of it).
@@ -29,8 +30,7 @@ MAX_FDINFO = 4096
 MAX_LINK = 4096
 
 #: Namespaces compared with PID 1's, in the order abrt writes them.
-NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
-              "time_for_children", "user", "uts")
+NAMESPACES = gate.NAMESPACES
 
 #: Environment variable names containing one of these (case-insensitive) have their
 #: value replaced by ``<redacted>``.
@@ -179,19 +179,7 @@ def read_init_namespaces(proc: str = "/proc") -> dict[str, str | None]:
 
 # ------------------------------------------------------------------ formatting (pure)
 
-_DELETED = " (deleted)"
-_PRELINK = ".#prelink#."
-
-
-def clean_exe(target: str) -> str:
-    """``/proc/PID/exe`` target to the ``executable`` element: drop `` (deleted)`` and
-    prelink's ``.#prelink#.XXXXXX`` temporary suffix (libreport)."""
-    if target.endswith(_DELETED):
-        target = target[: -len(_DELETED)]
-    at = target.find(_PRELINK)
-    if at > 0:
-        target = target[:at]
-    return target
+clean_exe = gate.clean_exe
 
 
 def is_secret_name(name: bytes) -> bool:

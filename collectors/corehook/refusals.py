@@ -24,7 +24,9 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from collectors.corehook import dedup, hooklog
 from collectors.corehook.shedding import count_without_core
@@ -106,6 +108,91 @@ def _minimal(refusal: Refusal, when: float) -> dict[str, bytes]:
     return out
 
 
+_KMSG_STAMP = re.compile(r"^<\d{1,4}>\[\s*(\d{1,12})\.(\d{1,9})\]")
+_SYSLOG_STAMP = re.compile(r"^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)(\.\d{1,9})? ")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def boot_realtime() -> float:
+    """The wall-clock time this boot's kernel log stamps count from (CLOCK_MONOTONIC's zero)."""
+    return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def line_time(line: str, boot: float | None = None, now: float | None = None) -> float | None:
+    """Wall-clock time of a kernel log line: a ``<L>[sec.usec]`` (kmsg, ``dmesg --raw``) stamp
+    counted from *boot* (default: this boot), or a journal ``short-precise`` / syslog
+    ``Mon DD HH:MM:SS[.frac]`` local time in the last year; ``None`` without either."""
+    m = _KMSG_STAMP.match(line)
+    if m:
+        start = boot_realtime() if boot is None else boot
+        return start + float(f"{m.group(1)}.{m.group(2)}")
+    m = _SYSLOG_STAMP.match(line)
+    if m is None or m.group(1) not in _MONTHS:
+        return None
+    now = time.time() if now is None else now
+    year = time.localtime(now).tm_year
+    fields = (_MONTHS.index(m.group(1)) + 1, int(m.group(2)), int(m.group(3)), int(m.group(4)),
+              int(m.group(5)))
+    try:
+        when = time.mktime((year, *fields, 0, 0, -1))
+        if when > now + 86400:  # December's line read in January
+            when = time.mktime((year - 1, *fields, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
+    return when + (float(m.group(6)) if m.group(6) else 0.0)
+
+
+def refusal_key(refusal: Refusal) -> str:
+    """What tells two refusals apart besides their time (pure)."""
+    return f"{refusal.pid}\0{refusal.comm}\0{refusal.reason}\0{refusal.suppressed}"
+
+
+class RefusalStore(Protocol):
+    """Where counted refusals are remembered (:class:`collectors.oops.cursor.CursorStore`)."""
+
+    def seen_refusal(self, key: str, when: float) -> bool: ...
+
+    def add_refusal(self, key: str, when: float) -> None: ...
+
+
+class RefusalTally:
+    """Refusals found in kernel log lines, counted once each: the same refusal read again
+    (the cursor saved before a crash of the collector) or through another source (the
+    journal holds what /dev/kmsg held) is in *store* with a time close to its own."""
+
+    def __init__(self, spool: str, store: RefusalStore) -> None:
+        self.spool = spool
+        self.store = store
+        self.pending: list[tuple[Refusal, float]] = []
+
+    def see(self, line: str, when: float | None = None) -> None:
+        """Note *line* if it is a refusal (*when*: its time, else read from its stamp)."""
+        if "core" not in line and "Core" not in line:
+            return  # the common case, before any regular expression
+        refusal = parse_refusal(line)
+        if refusal is not None:
+            at = when if when is not None else line_time(line)
+            self.pending.append((refusal, time.time() if at is None else at))
+
+    def watch(self, lines: Iterable[str]) -> Iterator[str]:
+        """*lines*, passed on unchanged, each seen by :meth:`see`."""
+        for line in lines:
+            self.see(line)
+            yield line
+
+    def flush(self) -> int:
+        """Count the refusals seen since the last flush that *store* does not know yet."""
+        counted = 0
+        for refusal, when in self.pending:
+            key = refusal_key(refusal)
+            if self.store.seen_refusal(key, when):
+                continue
+            counted += account(self.spool, [refusal], when)
+            self.store.add_refusal(key, when)
+        self.pending.clear()
+        return counted
+
+
 def account(spool: str, refusals: list[Refusal], when: float | None = None) -> int:
     """Count each refusal as a crash (module docstring); returns how many were counted."""
     now = time.time() if when is None else when
@@ -121,9 +208,7 @@ def account(spool: str, refusals: list[Refusal], when: float | None = None) -> i
             name = f"ccpp-{elements.iso_date(int(now))}-refused"
             target, _ = count_without_core(spool, key, now, why, name,
                                            functools.partial(_minimal, refusal, now),
-                                           element=REFUSAL_ELEMENT)
-            if occurrences > 1:
-                dedup.bump(target, now, by=occurrences - 1, without_core=occurrences - 1)
+                                           element=REFUSAL_ELEMENT, by=occurrences)
         hooklog.log(f"kernel refused the core of {refusal.comm or 'unknown programs'}"
                     f" ({occurrences}x: {refusal.reason}): counted in {target}")
         counted += occurrences

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from collectors.corehook import dedup, hooklog, limits
+from collectors.corehook import dedup, gate, hooklog, limits
 from collectors.corehook.coredump import drain_fd, release_stdin
 from collectors.corehook.ccpp_elements import TYPE
 from reporter import elements
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from collectors.corehook.config import HookConfig
     from collectors.corehook.container import ContainerInfo
 
-#: Slot files ``hook-run.N`` in ``<spool>/.crashkit-hook``.
-SLOT_PREFIX = "hook-run"
+#: Slot files ``hook-run.N`` in ``<spool>/.crashkit-hook`` (taken first by :mod:`.gate`).
+SLOT_PREFIX = gate.SLOT_PREFIX
 WITHOUT_CORE_ELEMENT = dedup.WITHOUT_CORE_ELEMENT
 PROC_SIGNATURE_ELEMENT = "crash_signature_proc"
 
@@ -88,19 +88,21 @@ def proc_key(crash: Crash, container: ContainerInfo) -> str:
 
 def count_without_core(spool: str, key: str, when: float, why: str, name: str,
                        make: Callable[[], dict[str, bytes]], *,
-                       element: str = PROC_SIGNATURE_ELEMENT) -> tuple[str, int]:
-    """Count one occurrence without a core: in the oldest directory whose *element* is
+                       element: str = PROC_SIGNATURE_ELEMENT, by: int = 1) -> tuple[str, int]:
+    """Count *by* occurrences without a core: in the oldest directory whose *element* is
     *key*, else in a new minimal directory built from *make* (named *name*). Returns
     (directory, its count). Runs under the spool's dedup lock."""
     with limits.SpoolLock(spool, on_error=lambda exc: hooklog.log(
             f"dedup lock unusable, duplicates may race: {exc}", error=True)):
         target = dedup.find_duplicate(spool, key, element=element)
         if target is not None:
-            return target, dedup.bump(target, when, without_core=1)
+            return target, dedup.bump(target, when, by=by, without_core=by)
         elems = make()
         elems["reason"] = elems.get("reason", b"") + f" (no core: {why})".encode()
-        elems[WITHOUT_CORE_ELEMENT] = b"1"
-        elems["count"] = b"1"
+        elems[WITHOUT_CORE_ELEMENT] = elements.format_number(by)
+        elems["count"] = elements.format_number(by)
+        if by > 1:
+            elems["last_occurrence"] = elements.format_number(int(when))
         elems[element] = key.encode()
         dd = DumpDir.create(spool, name, owner_uid=int(elems.get("uid", b"0") or 0), uid=0, gid=0,
                             mode=0o640)

@@ -4,7 +4,9 @@ Default sources are all that exist on the host (kmsg, journal, syslog, pstore, k
 ``--source`` picks some, or names a log file. Every report found after the source's
 cursor becomes a Kerneloops problem directory, or bumps ``count`` of the directory with
 the same hash. A report already collected through another source (the same oops is in
-kmsg, the journal and kern.log) is counted once. A source that fails is logged and
+kmsg, the journal and kern.log) is counted once. The kernel's refusals to pipe a core dump
+(``over core_pipe_limit``, ``pipe failed``; kmsg and journal only) are counted as crashes
+in the spool's CCpp directories, once each (:mod:`collectors.corehook.refusals`). A source that fails is logged and
 reported in the summary; the others still run. Exit 0 (2 for bad arguments).
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from reporter.dumpdir import spool_path
 
+from collectors.corehook.refusals import RefusalTally
 from collectors.oops import parse
 from collectors.oops.cursor import CursorStore
 from collectors.oops.kerneloops_dir import HostInfo, OopsDirWriter, occurrence_key
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 # Kinds that are not crashes: reported by ``oops scan`` but given no problem directory.
 NOT_CRASHES = frozenset({"oom", "OOM", "oom-kill"})
 UNAUTHENTICATED_KEY = "/unauthenticated"  # suffix of the occurrence key of an unauthenticated copy
+#: Sources whose kernel lines count the kernel's refusals of core dumps (issue 17).
+REFUSAL_SOURCES = frozenset({"kmsg", "journal"})
 
 
 @dataclass
@@ -44,6 +49,7 @@ class SourceSummary:
     duplicate: int = 0        # existing directories whose count was bumped
     already_seen: int = 0     # the same occurrence was collected before (another source)
     skipped: int = 0          # not crashes (OOM kills)
+    refusals: int = 0         # crashes the kernel refused to pipe to the hook, now counted
     dirs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -94,13 +100,14 @@ def collect(sources: Iterable[Any], spool: str, *, host: HostInfo | None = None)
     summaries = []
     with CursorStore(spool) as store:
         handler = ReportHandler(writer, store)
+        tally = RefusalTally(spool, store)
         for source in sources:
             summary = SourceSummary(source.name)
             summaries.append(summary)
             try:
                 section = store.section(source.name)
                 for unit in source.units(section):
-                    _collect_unit(unit, handler, summary)
+                    _collect_unit(unit, handler, summary, tally)
                     store.save()
             except Exception as exc:  # one broken source must not stop the others
                 log.debug("%s failed", source.name, exc_info=True)
@@ -111,10 +118,20 @@ def collect(sources: Iterable[Any], spool: str, *, host: HostInfo | None = None)
     return summaries
 
 
-def _collect_unit(unit: LogUnit, handler: ReportHandler, summary: SourceSummary) -> None:
+def counts_refusals(source: str, unauthenticated: str | None) -> bool:
+    """Whether the kernel's refusals of core dumps are counted from this log: the kernel's
+    own lines of /dev/kmsg and of the journal only (a forged line must not make up crashes,
+    and kern.log repeats what kmsg holds)."""
+    return source in REFUSAL_SOURCES and unauthenticated is None
+
+
+def _collect_unit(unit: LogUnit, handler: ReportHandler, summary: SourceSummary,
+                  tally: RefusalTally) -> None:
     summary.logs.append(unit.origin)
-    for report in parse.scan_lines(unit.lines):
+    lines = tally.watch(unit.lines) if counts_refusals(unit.source, unit.unauthenticated) else unit.lines
+    for report in parse.scan_lines(lines):
         handler.handle(report, unit.origin, summary, unauthenticated=unit.unauthenticated)
+    summary.refusals += tally.flush()
     summary.errors.extend(unit.errors)
     unit.finish()
 
@@ -162,6 +179,7 @@ def run_collect(args: argparse.Namespace) -> int:
             "reports": sum(s.reports for s in summaries),
             "new": sum(s.new for s in summaries),
             "duplicate": sum(s.duplicate for s in summaries),
+            "refusals": sum(s.refusals for s in summaries),
         }
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -182,6 +200,8 @@ def format_summary(summaries: list[SourceSummary], spool: str) -> str:
     for s in summaries:
         text = (f"{s.source}: {s.reports} report(s), {s.new} new, {s.duplicate} duplicate, "
                 f"{s.already_seen} already collected, {s.skipped} not crashes")
+        if s.refusals:
+            text += f", {s.refusals} crash(es) the kernel refused to dump counted"
         if s.errors:
             text += f"; errors: {'; '.join(s.errors)}"
         lines.append(text)

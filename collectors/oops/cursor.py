@@ -6,7 +6,9 @@ needs in its own section (kmsg: boot id + sequence number; journal: a cursor per
 files: a :class:`FileMark` per path; pstore: hashes of records already seen).
 ``occurrences`` remembers reports already turned into problem directories, so one
 oops seen through several sources (kmsg, the journal and kern.log all carry it) is
-counted once.
+counted once; ``refusals`` (key -> times) does the same for the kernel's refusals of core
+dumps (:mod:`collectors.corehook.refusals`), which carry no text to fingerprint but a pid,
+a comm and a time.
 
 The file is written atomically (temporary name, fsync, rename) under an exclusive
 ``flock`` on ``<spool>/.oops-cursors.lock`` held for the whole run, so ``collect`` and
@@ -33,6 +35,11 @@ STATE_VERSION = 1
 BLOCK = 4096
 # Occurrence fingerprints kept; the oldest are forgotten first.
 MAX_OCCURRENCES = 20000
+# Kernel refusals of core dumps already counted (``refusals``: key -> the times it was seen):
+# the same key within the window is the same refusal; keys and times kept at most.
+REFUSAL_WINDOW = 120.0
+MAX_REFUSALS = 20000
+MAX_TIMES_PER_REFUSAL = 16
 
 
 class CursorStore:
@@ -93,6 +100,11 @@ class CursorStore:
         if len(occ) > MAX_OCCURRENCES:  # dicts keep insertion order: drop the oldest
             for key in list(occ)[: len(occ) - MAX_OCCURRENCES]:
                 del occ[key]
+        refusals = self._refusals()
+        if len(refusals) > MAX_REFUSALS:  # the ones last seen longest ago go first
+            by_age = sorted(refusals, key=lambda k: max(refusals[k], default=0))
+            for key in by_age[: len(refusals) - MAX_REFUSALS]:
+                del refusals[key]
         data = json.dumps(self.state, indent=1, sort_keys=True).encode("utf-8")
         tmp = f"{self.path}.tmp.{os.getpid()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -127,6 +139,26 @@ class CursorStore:
         occ = self.state["occurrences"]
         occ.pop(fingerprint, None)
         occ[fingerprint] = dirname
+
+    def _refusals(self) -> dict[str, Any]:
+        found = self.state.get("refusals")
+        if not isinstance(found, dict):
+            found = self.state["refusals"] = {}
+        return found
+
+    def seen_refusal(self, key: str, when: float, window: float = REFUSAL_WINDOW) -> bool:
+        """True when a kernel refusal with *key* was counted within *window* seconds of *when*
+        (the same log line read again, or through another source)."""
+        times = self._refusals().get(key)
+        return isinstance(times, list) and any(
+            isinstance(t, (int, float)) and abs(t - when) <= window for t in times)
+
+    def add_refusal(self, key: str, when: float) -> None:
+        """Remember that the kernel refusal *key* at *when* was counted."""
+        refusals = self._refusals()
+        times = refusals.get(key)
+        times = [t for t in times if isinstance(t, (int, float))] if isinstance(times, list) else []
+        refusals[key] = (times + [when])[-MAX_TIMES_PER_REFUSAL:]
 
 
 def _empty_state() -> dict[str, Any]:

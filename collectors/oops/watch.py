@@ -5,7 +5,8 @@ Follows ``/dev/kmsg`` (default) or the journal (``journalctl -k -f -o json``), w
 a report is written when the parser completes it (at its end marker or the next
 unrelated line) or at the latest after ``QUIET`` seconds without new lines. Starts after
 the cursor ``collect`` and earlier watches left, and moves it on as reports are written.
-``--once`` exits after the first report, ``--timeout`` after that many seconds.
+``--once`` exits after the first report, ``--timeout`` after that many seconds. The
+kernel's refusals of core dumps among the lines are counted as crashes, as by ``collect``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any
 
 from reporter.dumpdir import spool_path
 
+from collectors.corehook import refusals
+from collectors.corehook.refusals import RefusalTally
 from collectors.oops import parse
-from collectors.oops.collect import ReportHandler, SourceSummary
+from collectors.oops.collect import ReportHandler, SourceSummary, counts_refusals
 from collectors.oops.cursor import CursorStore
 from collectors.oops.kerneloops_dir import HostInfo, OopsDirWriter
 from collectors.oops.sources import (
@@ -54,6 +57,7 @@ class KmsgFollower:
         self.boot = read_boot_id(boot_id_path)
         self.fd = -1
         self.after = -1
+        self.boot_start = refusals.boot_realtime()
 
     def start(self, state: dict[str, Any]) -> None:
         """Open the device; records up to the stored sequence number are skipped."""
@@ -82,6 +86,10 @@ class KmsgFollower:
                 continue
             self.after = rec.seq
             out.extend((line, rec.seq) for line in kmsg_lines(rec))
+
+    def line_time(self, line: str, position: Any) -> float | None:
+        """Wall-clock time of *line* (from its ``[sec.usec]`` stamp)."""
+        return refusals.line_time(line, self.boot_start)
 
     def state(self, position: Any) -> dict[str, Any]:
         """Cursor section meaning "read up to ``position``"."""
@@ -168,14 +176,21 @@ class JournalFollower:
             cursor = entry.get("__CURSOR")
             prio = entry.get("PRIORITY")
             prefix = f"<{prio}>" if isinstance(prio, str) and prio.isdigit() else ""
+            stamp = entry.get("__REALTIME_TIMESTAMP")
+            when = int(stamp) / 1e6 if isinstance(stamp, str) and stamp.isdigit() else None
             for line in msg.split("\n"):
                 if line:
-                    out.append((prefix + line, (boot, cursor)))
+                    out.append((prefix + line, (boot, cursor, when)))
         return out
+
+    def line_time(self, line: str, position: Any) -> float | None:
+        """Wall-clock time of the entry *line* came from."""
+        when = position[2]
+        return when if isinstance(when, float) else None
 
     def merge(self, old: dict[str, Any], position: Any) -> dict[str, Any]:
         """The cursor section with this boot's cursor moved to ``position``."""
-        boot, cursor = position
+        boot, cursor = position[:2]
         boots = old.get("boots")
         if not isinstance(boots, dict):
             boots = {}
@@ -204,8 +219,10 @@ class _Batch:
     eof: bool = False
 
 
-def _burst(follower: Any, batch: _Batch, deadline: float | None, quiet: float) -> Iterator[str]:
-    """Lines from ``follower`` until ``quiet`` seconds pass without one (or the deadline).
+def _burst(follower: Any, batch: _Batch, deadline: float | None, quiet: float,
+           tally: RefusalTally | None = None) -> Iterator[str]:
+    """Lines from ``follower`` until ``quiet`` seconds pass without one (or the deadline),
+    each also shown to *tally* (the kernel's refusals of core dumps).
 
     Waits without a timeout for the first line, so an idle kernel log costs no CPU.
     """
@@ -232,6 +249,8 @@ def _burst(follower: Any, batch: _Batch, deadline: float | None, quiet: float) -
         for line, position in items:
             batch.positions.append(position)
             got_any = True
+            if tally is not None:
+                tally.see(line, follower.line_time(line, position))
             yield line
 
 
@@ -247,28 +266,37 @@ def follow(follower: Any, spool: str, *, once: bool = False, timeout: float | No
     summary = SourceSummary(follower.name)
     summary.logs.append(getattr(follower, "path", follower.name))
     deadline = None if timeout is None else time.monotonic() + timeout
+    unauthenticated = getattr(follower, "unauthenticated", UNKNOWN_ORIGIN)
+    tally = RefusalTally(spool, store) if counts_refusals(follower.name, unauthenticated) else None
     log.info("following %s (spool %s)", summary.logs[0], spool)
     try:
         while True:
             batch = _Batch([])
-            for report in parse.scan_lines(_burst(follower, batch, deadline, quiet)):
+            for report in parse.scan_lines(_burst(follower, batch, deadline, quiet, tally)):
                 last = batch.positions[min(report.end_line, len(batch.positions)) - 1] \
                     if batch.positions else None
                 with store:
                     writer.refresh()
-                    handler.handle(report, summary.logs[0], summary,
-                                   unauthenticated=getattr(follower, "unauthenticated", UNKNOWN_ORIGIN))
+                    handler.handle(report, summary.logs[0], summary, unauthenticated=unauthenticated)
+                    _count_refusals(tally, summary)
                     if last is not None:
                         _save_position(store, follower, last)
                 if once and summary.reports:
                     return summary
             if batch.positions:
                 with store:
+                    _count_refusals(tally, summary)
                     _save_position(store, follower, batch.positions[-1])
             if batch.timed_out or batch.eof:
                 return summary
     finally:
         follower.close()
+
+
+def _count_refusals(tally: RefusalTally | None, summary: SourceSummary) -> None:
+    """Count the refusals seen so far (the cursor store is locked and loaded)."""
+    if tally is not None:
+        summary.refusals += tally.flush()
 
 
 def _save_position(store: CursorStore, follower: Any, position: Any) -> None:
