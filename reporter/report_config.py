@@ -12,7 +12,7 @@ Every key is optional (docs/reporting.md, "Configuration")::
     [report.upload]             # reporter-crashkit; Upload_URL etc. in the environment win
     url = "https://crashes.example.com/upload/"
     username = "host-17"
-    password_file = "/etc/crashkit/upload.token"
+    password_file = "/etc/crashkit/upload.token"   # basic auth; or token_file: Bearer
     include_host_state = true   # add host_checks.json / container_state.json if missing
 
     [report.ureport]            # reporter-crashkit-ureport

@@ -125,7 +125,7 @@ def _chunks(f: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
 def send(entry: Entry, body: Body, secret: dict[str, Any], *, scrub: Scrubber | None = None,
          sess: requests.Session | None = None, timeout: tuple[float, float] | None = None) -> Outcome:
     """Send *body* as *entry* describes (raw body, or the one file of a multipart form)."""
-    scrub = scrub or Scrubber([secret.get("password"), *(secret.get("headers") or {}).values()])
+    scrub = scrub or Scrubber([secret.get("password"), secret.get("token"), *(secret.get("headers") or {}).values()])
     own = sess is None
     s = sess if sess is not None else session(entry, secret)
     headers = {**entry.headers, REPORT_ID_HEADER: entry.id}

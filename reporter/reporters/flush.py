@@ -54,7 +54,7 @@ def _deliver_one(outbox: Outbox, entry: Entry, log: Callable[[str], None]) -> st
             log(f"{entry.id}: {entry.kind} of {entry.dump_dir} not sent: {refused}")
             return "refused"
     secret = outbox.secret(entry)
-    scrub = Scrubber([secret.get("password"), *(secret.get("headers") or {}).values()])
+    scrub = Scrubber([secret.get("password"), secret.get("token"), *(secret.get("headers") or {}).values()])
     try:
         body: IO[bytes] = open(outbox.payload_path(entry), "rb")
     except OSError as exc:

@@ -3,7 +3,9 @@
 libreport's ``reporter-upload`` for HTTP(S) and ``file://`` targets (docs/formats/libreport.md
 §4.1): the URL comes from ``$Upload_URL`` > ``-u`` > ``URL`` of a ``-c`` file >
 ``[report.upload] url``; credentials from ``$Upload_Username``/``$Upload_Password``, the
-configuration (``password_file``), or ``user:password@`` in the URL. A URL ending in ``/``
+configuration (``password_file``), or ``user:password@`` in the URL, sent as basic auth; or a
+bearer token (``$Upload_Token``, ``Token`` of a ``-c`` file, ``[report.upload] token`` /
+``token_file``: ``Authorization: Bearer``, crashkit's addition). A URL ending in ``/``
 gets ``<basename(DIR)>.tar.gz`` appended. The archive is streamed while it is packed (PUT
 by default, ``--method POST``); ``upload: URL=<url without credentials>`` is appended to
 ``reported_to``. With ``--host-state`` (or ``include_host_state = true``) the results of
@@ -132,7 +134,9 @@ def main_args(args: argparse.Namespace) -> int:
     user = common.setting(["Upload_Username"], None, conf, "Username", section, "username") or url_user
     password = (common.setting(["Upload_Password"], None, conf, "Password", section, "password")
                 or common.read_secret_file(section.get("password_file")) or url_password)
-    log.scrub = Scrubber([password, url_password])
+    token = (common.setting(["Upload_Token"], None, conf, "Token", section, "token")
+             or common.read_secret_file(section.get("token_file")))
+    log.scrub = Scrubber([password, url_password, token])
     bundle.check_dir(args.dir)
     exclusions = Exclusions.for_reporter([*section.get("exclude", []), *args.exclude])
     level = int(section.get("compress_level", bundle.DEFAULT_LEVEL))
@@ -156,6 +160,8 @@ def main_args(args: argparse.Namespace) -> int:
     secret: dict[str, Any] = {"username": user, "password": password} if user or password else {}
     if password and not user:
         secret["username"] = ""
+    if token:  # a bearer token (crashkit serve takes it, as it takes basic auth's password)
+        secret = {"headers": {"Authorization": f"Bearer {token}"}, "token": token}
     log(f"Sending {bundle.archive_name(args.dir)} to {urlsplit(target).scheme}://{urlsplit(target).netloc}")
 
     def delivered(outcome: Any) -> int:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -239,3 +240,25 @@ def test_disk_full_while_spooling(fixtures_dir: Path, tmp_path: Path, monkeypatc
         assert upload.main(["-d", str(d), "-u", f"http://127.0.0.1:{free_port()}/upload/"]) == 75
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_bearer_token_from_a_file(serve: Serve, fixtures_dir: Path, tmp_path: Path,
+                                  capfd: pytest.CaptureFixture[str]) -> None:
+    token_file = tmp_path / "upload.token"
+    token_file.write_text(TOKEN + "\n")
+    cfg = tmp_path / "crashkit.toml"
+    cfg.write_text(f'[report.upload]\nurl = "{serve.url}/upload/"\ntoken_file = "{token_file}"\n')
+    d = _unique(copy_problem(fixtures_dir, "satyr-problem-dir", tmp_path), "bearer")
+    before = len(_reports(serve))
+    env = {**os.environ, "CRASHKIT_CONFIG": str(cfg), "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    ran = subprocess.run([sys.executable, "-m", "reporter.reporters.upload", "-d", str(d), "-v"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert len(_reports(serve)) == before + 1
+    assert TOKEN not in ran.stderr + (d / "reported_to").read_text()
+    # a wrong token: 401, final, and the token is not in the recorded failure
+    token_file.write_text("not-the-token\n")
+    d2 = _unique(copy_problem(fixtures_dir, "satyr-problem-dir", tmp_path / "2"), "bearer-bad")
+    ran = subprocess.run([sys.executable, "-m", "reporter.reporters.upload", "-d", str(d2)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 1 and "401" in ran.stderr and "not-the-token" not in ran.stderr
