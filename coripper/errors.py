@@ -59,7 +59,7 @@ class capture_internal_exceptions:
     __slots__ = ("what", "args", "expected", "logger", "error")
 
     def __init__(self, what: str, *args: object,
-                 expected: type[Exception] | tuple[type[Exception], ...] = (),
+                 expected: type[BaseException] | tuple[type[BaseException], ...] = (),
                  logger: str = "coripper") -> None:
         self.what = what
         self.args = args

@@ -153,7 +153,7 @@ def give_file(fd: int, mode: int, uid: int, gid: int) -> None:
     try:
         os.fchown(fd, uid, gid)  # -1:-1 changes nothing
         os.fchmod(fd, mode)
-    except BaseException:
+    except BaseException:  # cleanup, then re-raised
         os.close(fd)
         raise
 

@@ -98,7 +98,7 @@ class DumpDir(ElementIO):
         try:
             base = spool_mkdir_new(spool_fd, name, dmode)
             fd = dirfs.open_dir(base + NEW_SUFFIX, spool_fd)
-        except BaseException:
+        except BaseException:  # cleanup, then re-raised
             os.close(spool_fd)
             raise
         dd = cls(os.path.join(spool, base + NEW_SUFFIX), fd, spool_fd, base + NEW_SUFFIX,
@@ -110,7 +110,7 @@ class DumpDir(ElementIO):
             os.fchmod(fd, dmode)  # mkdir's mode went through the umask
             os.fchown(fd, uid, gid)
             dd._save_meta(OWNER_META, str(owner_uid).encode("ascii"))
-        except BaseException:
+        except BaseException:  # cleanup, then re-raised
             dd.discard()
             raise
         return dd
@@ -131,7 +131,7 @@ class DumpDir(ElementIO):
         parent_fd, name = _open_parent(path)
         try:
             fd = _open_named_dir(path, parent_fd, name)
-        except BaseException:
+        except BaseException:  # cleanup, then re-raised
             os.close(parent_fd)
             raise
         dd = None
@@ -153,7 +153,7 @@ class DumpDir(ElementIO):
                     return dd
                 raise ProblemDirError(f"can't lock '{path}': {exc.strerror}") from exc
             return dd
-        except BaseException:
+        except BaseException:  # cleanup, then re-raised
             if dd is not None:
                 dd._fd = dd._parent_fd = -1  # so that __del__ does not close reused descriptor numbers
             os.close(fd)

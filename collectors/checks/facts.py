@@ -32,6 +32,8 @@ def kernel_log(host: Host) -> KernelLog:
 
 def _kernel_log(host: Host) -> KernelLog:
     from collectors.oops.sources import FileSource, KmsgSource
+    from collectors.oops.sources.logfile import READ_ERRORS
+    from coripper.errors import capture_internal_exceptions
 
     if host.config.kernel_log:
         src: Any = FileSource(host.config.kernel_log)
@@ -41,15 +43,18 @@ def _kernel_log(host: Host) -> KernelLog:
         return KernelLog((), "", "no kernel log for a recorded root")
     lines: list[str] = []
     origin, errors = "", []
-    try:
+    # A source failure (what a damaged log or a failing tool raises) is the check's evidence;
+    # anything else is a bug (re-raised under the tests).
+    with capture_internal_exceptions("kernel log of %s", host.config.kernel_log or "this boot",
+                                     expected=READ_ERRORS, logger=__name__) as failed:
         for unit in src.units({}):
             origin = unit.origin
             for line in unit.lines:
                 if len(lines) < MAX_KERNEL_LINES:
                     lines.append(line)
             errors.extend(unit.errors)
-    except Exception as exc:  # noqa: BLE001 - a source failure is the check's evidence
-        errors.append(" ".join(str(exc).split()) or type(exc).__name__)
+    if failed.error is not None:
+        errors.append(" ".join(str(failed.error).split()) or type(failed.error).__name__)
     return KernelLog(tuple(lines), origin, "; ".join(errors) or None)
 
 

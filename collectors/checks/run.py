@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -12,9 +10,8 @@ from collectors.checks.base import PHASES, Check, CheckRecord, Result, skip
 from collectors.checks.host import Host
 from collectors.checks.registry import all_checks
 from collectors.errors import CollectorError
+from coripper.errors import capture_internal_exceptions
 
-log = logging.getLogger(__name__)
-RAISE_INTERNAL = "CRASHKIT_RAISE_INTERNAL_ERRORS"
 WORKERS = 8
 
 
@@ -44,13 +41,11 @@ def run_one(cls: type[Check], host: Host) -> CheckRecord:
     if cls.opt_in and not host.opted_in(cls.opt_in):
         result: Result = skip(f"opt-in: run with --{cls.opt_in.replace('_', '-')}")
     else:
-        try:
+        # A check raises only for bugs: logged, status "error"; re-raised under CRASHKIT_STRICT.
+        with capture_internal_exceptions("check %s", cls.id, logger=__name__) as bug:
             result = cls().run(host)
-        except Exception as exc:
-            if os.environ.get(RAISE_INTERNAL):
-                raise
-            log.debug("check %s failed", cls.id, exc_info=True)
-            result = Result("error", f"the check failed: {type(exc).__name__}: {exc}")
+        if bug.error is not None:
+            result = Result("error", f"the check failed: {type(bug.error).__name__}: {bug.error}")
     return CheckRecord(cls.id, cls.phase, cls.title, result, time.monotonic() - start)
 
 

@@ -55,7 +55,7 @@ class Bundle:
                 self._tar = tarfile.open(fileobj=self._zst, mode="w|", format=tarfile.PAX_FORMAT)
             else:
                 self._tar = tarfile.open(fileobj=self._raw, mode="w|gz", format=tarfile.PAX_FORMAT)
-        except BaseException:
+        except BaseException:  # cleanup, then re-raised
             self._raw.close()
             os.unlink(self.tmp)
             raise
@@ -123,10 +123,12 @@ class Bundle:
         """Drop the partial archive (Ctrl-C, an error): nothing is left behind."""
         with self._lock:
             self._done = True
-            for f in (self._raw,):
+            # The tar stream first: left open, it would write its end into the closed file
+            # when garbage-collected ("Exception ignored in _Stream.__del__").
+            for close in (self._tar.close, self._raw.close):
                 try:
-                    f.close()
-                except Exception:  # noqa: BLE001 - closing a broken stream on the way out
+                    close()
+                except (OSError, ValueError):  # a failed flush of a broken stream, on the way out
                     pass
         try:
             os.unlink(self.tmp)

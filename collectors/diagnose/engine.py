@@ -5,7 +5,6 @@ later items are refused), progress shown as they go."""
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 import threading
 import time
@@ -15,8 +14,8 @@ from typing import Any
 from collectors.diagnose.base import Options, Section, SectionContext, SectionRun
 from collectors.diagnose.bundle import Bundle
 from collectors.diagnose.progress import Progress
+from coripper.errors import capture_internal_exceptions
 
-log = logging.getLogger(__name__)
 PARALLEL = 4
 
 
@@ -42,14 +41,21 @@ def run_sections(bundle: Bundle, options: Options, progress: Progress,
     active: dict[str, tuple[threading.Thread, SectionContext, float]] = {}
     finished = threading.Event()
 
+    bugs: list[Exception] = []
+
     def body(cls: type[Section], ctx: SectionContext) -> None:
+        # Sections record their failures: an exception is a bug, and a broken section must
+        # not lose the bundle (logged, status "error"; re-raised under CRASHKIT_STRICT).
         run = runs[cls.name]
         try:
-            cls().collect(ctx)
-            run.status = "ok"
-        except Exception as exc:  # noqa: BLE001 - a broken section must not lose the bundle
-            log.debug("section %s failed", cls.name, exc_info=True)
+            with capture_internal_exceptions("diagnose section %s", cls.name, logger=__name__) as bug:
+                cls().collect(ctx)
+                run.status = "ok"
+            if bug.error is not None:
+                run.status, run.error = "error", f"{type(bug.error).__name__}: {bug.error}"
+        except Exception as exc:  # noqa: BLE001 - the strict mode's bug, raised in the caller's thread
             run.status, run.error = "error", f"{type(exc).__name__}: {exc}"
+            bugs.append(exc)
         finally:
             finished.set()
 
@@ -75,4 +81,6 @@ def run_sections(bundle: Bundle, options: Options, progress: Progress,
                 del active[name]
                 done.add(name)
                 progress.finish(name, run)
+    if bugs:
+        raise bugs[0]
     return [runs[c.name] for c in (sections or all_sections())], shared

@@ -86,29 +86,34 @@ def collect_reports(boot_time: float | None, since: float, now: float | None = N
     from collectors.oops.kerneloops_dir import occurrence_key
     from collectors.oops.parse import scan_lines
     from collectors.oops.sources import default_sources
+    from collectors.oops.sources.logfile import READ_ERRORS
+    from coripper.errors import capture_internal_exceptions
 
     now = time.time() if now is None else now
     seen: set[str] = set()
     occ: list[tuple[Any, str, float | None]] = []
     errors: list[str] = []
     for src in default_sources():
-        try:
-            if not src.exists():
-                continue
-            for unit in src.units({}):
-                lines = list(unit.lines)
-                fallback = _mtime(unit.origin) if src.name in ("pstore", "kdump") else None
-                for r in scan_lines(lines):
-                    key = occurrence_key(r)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    raw = lines[r.start_line - 1] if 0 < r.start_line <= len(lines) else ""
-                    when = line_time(raw, boot_time if src.name == "kmsg" else None, now) or fallback
-                    if when is None or when >= since:
-                        occ.append((r, unit.origin, when))
-                errors.extend(unit.errors)
-        except Exception as exc:  # noqa: BLE001 - one broken source must not lose the others
+        # One broken source must not lose the others: what a damaged log or a failing tool
+        # raises is that source's error; anything else is a bug (re-raised under the tests).
+        with capture_internal_exceptions("kernel log source %s", src.name, expected=READ_ERRORS,
+                                         logger=__name__) as failed:
+            if src.exists():
+                for unit in src.units({}):
+                    lines = list(unit.lines)
+                    fallback = _mtime(unit.origin) if src.name in ("pstore", "kdump") else None
+                    for r in scan_lines(lines):
+                        key = occurrence_key(r)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        raw = lines[r.start_line - 1] if 0 < r.start_line <= len(lines) else ""
+                        when = line_time(raw, boot_time if src.name == "kmsg" else None, now) or fallback
+                        if when is None or when >= since:
+                            occ.append((r, unit.origin, when))
+                    errors.extend(unit.errors)
+        if failed.error is not None:
+            exc = failed.error
             errors.append(f"{src.name}: {' '.join(str(exc).split()) or type(exc).__name__}")
     return fold(occ), errors
 

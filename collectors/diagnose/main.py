@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = _manifest(bundle, runs, report_entry, since, now, time.monotonic() - start)
         bundle.add_top("manifest.json", bundle.filter(json.dumps(manifest, indent=2).encode()))
         path = bundle.commit()
-    except BaseException:
+    except BaseException:  # cleanup (Ctrl-C included), then re-raised
         bundle.abort()
         if progress is not None:
             progress.close()
@@ -116,7 +116,7 @@ def _report(bundle: Bundle, shared: dict[str, Any], runs: list[Any], since: floa
         from importlib import metadata
 
         version = metadata.version("crashkit")
-    except Exception:  # noqa: BLE001 - metadata of an uninstalled tree
+    except metadata.PackageNotFoundError:  # an uninstalled tree
         version = "unknown"
     model = report.build_model(
         host={"hostname": hostname, "kernel": f"Linux {kernel}", "version": version},

@@ -94,12 +94,16 @@ def render(model: dict[str, Any]) -> str:
     a minimal page naming it, so the bundle is never lost to the report."""
     import html
 
-    try:
+    from coripper.errors import capture_internal_exceptions
+
+    # Our templates over our model: a failure is a bug (re-raised under CRASHKIT_STRICT), but
+    # the bundle matters more than its report.
+    with capture_internal_exceptions("the diagnose report", logger=__name__) as bug:
         return _render(model)
-    except Exception as exc:  # noqa: BLE001 - the bundle matters more than its report
-        return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>crashkit diagnose</title></head>"
-                f"<body><p>The report could not be rendered: {html.escape(f'{type(exc).__name__}: {exc}')}. "
-                "The sections and manifest.json are in the bundle.</p></body></html>")
+    exc = bug.error
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>crashkit diagnose</title></head>"
+            f"<body><p>The report could not be rendered: {html.escape(f'{type(exc).__name__}: {exc}')}. "
+            "The sections and manifest.json are in the bundle.</p></body></html>")
 
 
 def _render(model: dict[str, Any]) -> str:

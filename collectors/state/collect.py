@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from collectors.errors import StateError
+from coripper.errors import capture_internal_exceptions
 from collectors.state.base import Context, NotPresent, Options, StatePlugin
 from collectors.state.model import TECHS, TechResult
 from collectors.state.registry import PLUGINS
 
-log = logging.getLogger(__name__)
-#: Set (to anything) under the tests: a bug in a plugin then fails loudly instead of
-#: becoming an ``error`` result (the sentry-python capture_internal_exceptions pattern).
-RAISE_INTERNAL = "CRASHKIT_RAISE_INTERNAL_ERRORS"
 
 
 def run_plugin(plugin: StatePlugin, ctx: Context) -> TechResult:
-    """One plugin's result; never raises for the plugin's own failures."""
+    """One plugin's result; never raises for the plugin's own failures.
+
+    An exception that is not :class:`StateError` is a bug of ours: it becomes an ``error``
+    result (logged with its traceback) through :class:`capture_internal_exceptions`, which
+    re-raises it under ``CRASHKIT_STRICT`` (the tests), and the other plugins go on."""
     start = time.monotonic()
+    with capture_internal_exceptions("state plugin %s", plugin.name, logger=__name__) as bug:
+        return _run_plugin(plugin, ctx, start)
+    exc = bug.error
+    return TechResult("error", error=f"internal error: {type(exc).__name__}: {exc}",
+                      duration=time.monotonic() - start)
+
+
+def _run_plugin(plugin: StatePlugin, ctx: Context, start: float) -> TechResult:
+    """:func:`run_plugin` without the bug boundary."""
     try:
         if not plugin.available(ctx):
             return TechResult("absent", duration=time.monotonic() - start)
@@ -30,12 +38,6 @@ def run_plugin(plugin: StatePlugin, ctx: Context) -> TechResult:
         return TechResult("absent", duration=time.monotonic() - start)
     except StateError as exc:
         return TechResult("error", error=" ".join(str(exc).split()) or type(exc).__name__,
-                          duration=time.monotonic() - start)
-    except Exception as exc:  # a bug of ours: reported, the other plugins go on
-        if os.environ.get(RAISE_INTERNAL):
-            raise
-        log.exception("state plugin %s failed", plugin.name)
-        return TechResult("error", error=f"internal error: {type(exc).__name__}: {exc}",
                           duration=time.monotonic() - start)
     instances.sort(key=lambda i: (i.name or i.id, i.id))
     return TechResult("present", tuple(instances), duration=time.monotonic() - start)

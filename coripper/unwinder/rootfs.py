@@ -227,7 +227,7 @@ class RootFS:
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name)
             top = os.stat("/")
-        except BaseException:
+        except BaseException:  # cleanup, then re-raised
             os.close(fd)
             raise
         self._fd = fd

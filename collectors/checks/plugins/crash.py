@@ -177,7 +177,11 @@ class SpoolSpace(Check):
         free = st.f_bavail * st.f_frsize
         from reporter.dumpdir import iter_problem_dirs
 
-        used = sum(limits.dir_size(d) for d in iter_problem_dirs(path))
+        try:
+            used = sum(limits.dir_size(d) for d in iter_problem_dirs(path))
+        except OSError as exc:      # e.g. run as a user who may not read the root-only spool
+            return skip(f"the spool {spool} cannot be read: {exc.strerror or exc}", ev,
+                        "Run crashkit check as root to see the spool.")
         ev += [f"free {free} bytes", f"problem directories use {used} bytes"]
         if cfg.min_free_space and free < cfg.min_free_space:
             return fail(f"{free >> 20} MiB free on the spool's filesystem, below the hook's floor of "

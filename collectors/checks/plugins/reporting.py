@@ -31,7 +31,11 @@ class Unreported(Check):
         path = host.path(spool)
         if not os.path.isdir(path):
             return skip(f"no spool at {spool}")
-        dirs = list(iter_problem_dirs(path))
+        try:
+            dirs = list(iter_problem_dirs(path))
+        except OSError as exc:      # e.g. run as a user who may not read the root-only spool
+            return skip(f"the spool {spool} cannot be read: {exc.strerror or exc}", (),
+                        "Run crashkit check as root to see the spool.")
         pending = [d for d in dirs if not os.path.exists(os.path.join(d, "reported_to"))]
         ev = [f"spool {spool}: {len(dirs)} problem directories"] + \
              [f"not reported: {os.path.basename(d)}: {_reason(d)}" for d in pending[:20]]

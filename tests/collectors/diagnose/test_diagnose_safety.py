@@ -154,3 +154,31 @@ def _as_nobody(tmp_path: Path) -> None:
     denied_items = [i for i in m["items"] if i["error"] and "Permission denied" in i["error"]]
     assert denied_items
     assert "sections/host/proc_cpuinfo" in members and "report.html" in members
+
+
+class Buggy(Section):
+    name = "buggy"
+    title = "a section with a bug of ours"
+    budget = MiB
+
+    def collect(self, ctx: SectionContext) -> None:
+        ctx.add_text("before.txt", "collected before the bug", "test")
+        raise ZeroDivisionError("a bug")
+
+
+def test_a_section_bug_fails_the_tests(tmp_path: Path) -> None:
+    """Under CRASHKIT_STRICT (testlib sets it) the bug reaches the caller's thread, after the
+    other sections finished."""
+    bundle = Bundle(str(tmp_path / "b.tar.gz"), "top", 4 * MiB)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        run_sections(bundle, Options(since=0), Quiet(total=2), [Buggy, Hang])
+    bundle.abort()
+
+
+def test_a_section_bug_is_recorded_for_a_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRASHKIT_STRICT", "0")
+    bundle = Bundle(str(tmp_path / "b.tar.gz"), "top", 4 * MiB)
+    runs, _ = run_sections(bundle, Options(since=0), Quiet(total=1), [Buggy])
+    bundle.commit()
+    assert [(r.name, r.status, r.error) for r in runs] == [("buggy", "error", "ZeroDivisionError: a bug")]
+    assert "buggy/before.txt" in {e.path for e in bundle.entries}
