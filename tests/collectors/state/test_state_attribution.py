@@ -35,6 +35,8 @@ CGROUP_LAYOUTS = [
     ("pids", "lxc/{t}", "lxc", "{t}"),
     ("unified", "machine.slice/machine-{t}\\x2dweb.scope/payload", "nspawn", "{t}-web"),
     ("pids", "machine.slice/machine-{t}.scope", "nspawn", "{t}"),
+    ("unified", "kubepods.slice/kubepods-pod{t}.slice/crio-{h}.scope", "cri-o", "{h}"),
+    ("unified", "kubepods.slice/kubepods-pod{t}.slice/cri-containerd-{h}.scope", "containerd", "{h}"),
     ("pids", "4242", "openvz", "4242"),
     ("unified", f"machine.slice/{UUID}", "openvz", UUID),
 ]
@@ -44,7 +46,8 @@ CGROUP_LAYOUTS = [
 def test_namespaced_process_in_a_runtime_cgroup(kind: str, path: str, tech: str, cid: str) -> None:
     need_root()
     t = token()
-    path, cid = path.format(t=t), cid.format(t=t)
+    h = t.encode().hex() * 3      # a runtime's hex id, unique to this test run
+    path, cid = path.format(t=t, h=h), cid.format(t=t, h=h)
     with cgroup_dir(kind, path) as directory, namespaced("sleep", "60") as pid:
         move_to_cgroup(pid, directory)
         att = attribution.attribute_pid(pid)
