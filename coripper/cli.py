@@ -1,23 +1,36 @@
-"""The ``coripper`` command: ``coripper CORE > OUT``, ``-o OUT``, ``coripper - < CORE``, ``--info``."""
+"""The ``coripper`` command: ``coripper CORE > OUT``, ``-o OUT``, ``coripper - < CORE``, ``--info``.
+
+Start-up is most of the time of ``coripper CORE > OUT`` (bench/coripper_start.py): what only one
+path needs is imported on that path (the decompressors when a magic number asks for one, the
+``--info`` formatter, :mod:`tempfile` for ``-o``, zstandard for ``--zstd``).
+"""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from .minimizer.compressed import detect_compression, minimize_compressed, peek_head
 from .minimizer.elfcore import ELFMAG
 from .errors import CoreFormatError, CoripperError
 from .minimizer.stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
 
+if TYPE_CHECKING:
+    import argparse
+
 _SUFFIX = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _bad(message: str) -> Exception:
+    """The error an option's type function raises (argparse prints it as the usage error)."""
+    import argparse     # already loaded: only argparse calls the type functions
+
+    return argparse.ArgumentTypeError(message)
 
 
 def parse_size(text: str) -> int:
@@ -27,9 +40,9 @@ def parse_size(text: str) -> int:
     try:
         value = int(t[:len(t) - len(unit)], 0) * _SUFFIX[unit]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}") from None
+        raise _bad(f"bad size {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+        raise _bad(f"size must be positive: {text!r}")
     return value
 
 
@@ -39,11 +52,11 @@ def parse_range(text: str) -> tuple[int, int]:
         a, b = text.split("-", 1)
         start, end = int(a, 0), int(b, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad range {text!r} (want START-END)") from None
+        raise _bad(f"bad range {text!r} (want START-END)") from None
     if end <= start:
-        raise argparse.ArgumentTypeError(f"empty range {text!r}")
+        raise _bad(f"empty range {text!r}")
     if start < 0 or end > 1 << 64:
-        raise argparse.ArgumentTypeError(f"range {text!r} outside the 64-bit address space")
+        raise _bad(f"range {text!r} outside the 64-bit address space")
     return start, end
 
 
@@ -52,16 +65,10 @@ def parse_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad number of seconds {text!r}") from None
+        raise _bad(f"bad number of seconds {text!r}") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"seconds must be positive: {text!r}")
+        raise _bad(f"seconds must be positive: {text!r}")
     return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        """Usage errors as one line (the project's CLI contract), not argparse's usage block."""
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 class _NamedSink:
@@ -125,6 +132,8 @@ def _output_file(path: str) -> Iterator[_NamedSink]:
         return
     target = os.path.realpath(path)     # -o LINK replaces the link's target, not the link
     directory = os.path.dirname(target) or "."
+    import tempfile
+
     try:
         # 0600 like the kernel's cores: a minimized core still holds stacks and registers
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".coripper-tmp",
@@ -151,7 +160,15 @@ def _refuse_non_elf_stream(src: BinaryIO) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    """coripper's argument parser (also the source of its man page and completion)."""
+    import argparse     # not at start-up: quick_args parses the common forms without it
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:
+            """Usage errors as one line (the project's CLI contract), not argparse's usage block."""
+            self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    p = Parser(
         prog="coripper",
         description="Minimize an ELF core dump, keeping every thread's backtrace, the modules' "
                     "build-ids and what gdb/libthread_db/eu-stack need. CORE '-' reads a stream "
@@ -180,6 +197,38 @@ def build_parser() -> argparse.ArgumentParser:
                         "no budget")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
+
+
+#: What ``build_parser().parse_args([CORE])`` gives besides ``core`` (tests/test_cli_coripper.py
+#: checks the two never drift apart).
+QUICK_DEFAULTS: dict[str, object] = {
+    "output": None, "zstd": False, "info": False, "json": False, "keep_heap": False,
+    "max_stack": None, "hash": "blake3", "analysis_budget": None, "debug": False}
+
+
+def _plain(word: str) -> bool:
+    return word == "-" or not word.startswith("-")
+
+
+def quick_args(argv: list[str]) -> argparse.Namespace | None:
+    """``CORE``, ``CORE -o OUT`` and ``-o OUT CORE`` parsed without argparse (whose import and
+    parser building cost more than minimizing a typical core), as argparse would; ``None`` for
+    anything else, which argparse parses."""
+    if len(argv) == 1 and _plain(argv[0]):
+        core, output = argv[0], None
+    elif len(argv) == 3 and argv[1] in ("-o", "--output") and _plain(argv[0]) and _plain(argv[2]):
+        core, output = argv[0], argv[2]
+    elif len(argv) == 3 and argv[0] in ("-o", "--output") and _plain(argv[1]) and _plain(argv[2]):
+        core, output = argv[2], argv[1]
+    else:
+        return None
+    if output == "-":
+        return None     # argparse's business (an output named "-")
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(core=core, keep=[], **QUICK_DEFAULTS)
+    args.output = output
+    return cast("argparse.Namespace", args)
 
 
 def _is_stream(path: str, f: BinaryIO) -> bool:
@@ -225,8 +274,6 @@ def _quiet_stdout() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit status (0 ok, 1 best-effort output from a damaged core)."""
-    from .minimizer.info import format_json, format_text
-
     if sys.stdout is None and (args.info or not args.output):
         raise CoripperError("standard output is closed")
     src_ctx = open(args.core, "rb") if args.core != "-" else None
@@ -235,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
     src = src_ctx if src_ctx is not None else sys.stdin.buffer
     try:
         if args.info:
+            from .minimizer.info import format_json, format_text
+
             report = _minimize(args, src, None)
             try:
                 sys.stdout.write(format_json(report) + "\n" if args.json else format_text(report))
@@ -268,10 +317,12 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``coripper`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.json and not args.info:
-        parser.error("--json needs --info")
+    args = quick_args(sys.argv[1:] if argv is None else list(argv))
+    if args is None:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.json and not args.info:
+            parser.error("--json needs --info")
     try:
         return run(args)
     except (CoripperError, OSError, ValueError) as exc:

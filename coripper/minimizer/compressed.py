@@ -8,15 +8,17 @@ in an anonymous temporary file: it holds everything a backtrace reads (docs/cori
 Decompression errors do not raise out of a read: the reader ends there (EOF) and keeps the
 error in :attr:`DecompressingReader.error`, so the minimizer writes a best-effort core marked
 truncated, exactly as for a core that was cut off.
+
+Importing this module is cheap (``coripper CORE`` imports it for :func:`detect_compression`):
+each decompressor is imported when a magic number asks for it, :mod:`tempfile` when
+:func:`seekable_core` needs a temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
@@ -122,7 +124,10 @@ def minimize_compressed(src: BinaryIO, kind: str, dst: BinaryIO | None,
     """
     reader = DecompressingReader(src, kind)
     buffered = io.BufferedReader(reader, 1 << 20)
-    opts = dataclasses.replace(options or MinimizeOptions(), source_compression=kind)
+    import copy
+
+    opts = copy.copy(options) if options is not None else MinimizeOptions()
+    opts.source_compression = kind
     try:
         report = minimize_stream(buffered, dst, opts)
     except CoreFormatError as exc:
@@ -148,6 +153,8 @@ def seekable_core(path: str | os.PathLike[str], src: BinaryIO | None = None
         if kind is None:
             yield f, []
             return
+        import tempfile
+
         tmp = stack.enter_context(tempfile.TemporaryFile(prefix="crashkit-core-"))
         report = minimize_compressed(f, kind, cast(BinaryIO, tmp),
                                      MinimizeOptions(hash_algorithm=None))

@@ -12,7 +12,6 @@ import heapq
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .elfcore import (AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, PF_W, PT_LOAD, CoreNotes,
@@ -38,22 +37,35 @@ class Want(NamedTuple):
     reason: str
 
 
-@dataclass
 class Plan:
-    """What to keep, decided from the notes and program headers."""
+    """What to keep, decided from the notes and program headers (a plain class, not a dataclass:
+    see :mod:`coripper.minimizer.streamtypes`).
 
-    page: int
-    loads: list[ProgramHeader]                  # PT_LOAD with data, sorted by p_vaddr
-    wants: list[Want]
-    modules: list[FileMapping]                  # NT_FILE mappings at file offset 0 (first pages)
-    exe_path: str | None
-    exe_start: int | None                       # mapping of the executable at file offset 0
-    interp_path: str | None
-    synth_base: int                             # where the synthesized link_map chain goes
-    synth_size: int
-    warnings: list[str] = field(default_factory=list)
-    header_pages: list[FileMapping] = field(default_factory=list)   # modules whose first
-                                                                    # page was dumped
+    ``loads``: the PT_LOAD segments with data, sorted by ``p_vaddr``. ``modules``: the NT_FILE
+    mappings at file offset 0 (first pages). ``exe_start``: the mapping of the executable at file
+    offset 0. ``synth_base``/``synth_size``: where the synthesized link_map chain goes.
+    ``header_pages``: the modules whose first page was dumped.
+    """
+
+    __slots__ = ("page", "loads", "wants", "modules", "exe_path", "exe_start", "interp_path",
+                 "synth_base", "synth_size", "warnings", "header_pages")
+
+    def __init__(self, page: int, loads: list[ProgramHeader], wants: list[Want],
+                 modules: list[FileMapping], exe_path: str | None, exe_start: int | None,
+                 interp_path: str | None, synth_base: int, synth_size: int,
+                 warnings: list[str] | None = None, header_pages: list[FileMapping] | None = None
+                 ) -> None:
+        self.page = page
+        self.loads = loads
+        self.wants = wants
+        self.modules = modules
+        self.exe_path = exe_path
+        self.exe_start = exe_start
+        self.interp_path = interp_path
+        self.synth_base = synth_base
+        self.synth_size = synth_size
+        self.warnings: list[str] = [] if warnings is None else warnings
+        self.header_pages: list[FileMapping] = [] if header_pages is None else header_pages
 
 
 def page_down(x: int, page: int) -> int:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import abc
 import errno
-import hashlib
 import io
 import os
-import queue
 import stat
-import threading
 import time
-from typing import BinaryIO, Callable, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Callable, Protocol, cast
 
 from .streambudget import Waits
+
+if TYPE_CHECKING:  # imported when a hash is asked for: file mode never hashes
+    import queue
+    import threading
 
 CHUNK = 1 << 20                 # read size; also the only large buffer we hold
 READ_AHEAD = 64 << 10           # a stream read shorter than this reads this much ahead
@@ -121,6 +122,9 @@ class StreamSource(CoreSource):
         self._open_fd(src)
         self._worker: threading.Thread | None = None
         if hasher is not None:
+            import queue
+            import threading
+
             self.hasher = hasher
             self._bufs = [memoryview(bytearray(CHUNK)) for _ in range(self.NBUF)]
             self._next = 0
@@ -300,6 +304,8 @@ def new_hasher(algorithm: str) -> Hasher:
                              "(pip install blake3), or choose sha256") from exc
         return cast(Hasher, blake3.blake3())
     if algorithm == "sha256":
+        import hashlib
+
         return hashlib.sha256()
     raise ValueError(f"unknown hash algorithm {algorithm!r} "
                      f"(known: {', '.join(HASH_ALGORITHMS)}, or None)")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 from typing import Any, BinaryIO, Callable, TypeVar, cast
 
 from .streamin import CHUNK
@@ -69,6 +67,9 @@ def write_through(dst: BinaryIO | None, produce: Callable[[BinaryIO], T]) -> T:
         return produce(cast(BinaryIO, NullSink()))
     if is_seekable(dst):
         return produce(dst)
+    import shutil  # only a pipe or an append-only output needs a spool
+    import tempfile
+
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         result = produce(cast(BinaryIO, spool))
         spool.seek(0)

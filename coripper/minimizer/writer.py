@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import struct
 import time
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from .elfcore import EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE
@@ -35,16 +34,25 @@ _SMALL_WRITE = 64 << 10     # writes shorter than this are gathered ...
 _WRITE_BUFFER = 1 << 20     # ... up to this much
 
 
-@dataclass(slots=True)
 class OutSegment:
-    """One segment of the output core."""
+    """One segment of the output core (``offset`` is relative to the start of the output).
 
-    p_type: int
-    vaddr: int
-    offset: int              # relative to the start of the output
-    size: int
-    flags: int
-    reason: str
+    A plain class with ``__slots__``: no dataclass in the minimizer (see streamtypes)."""
+
+    __slots__ = ("p_type", "vaddr", "offset", "size", "flags", "reason")
+
+    def __init__(self, p_type: int, vaddr: int, offset: int, size: int, flags: int,
+                 reason: str) -> None:
+        self.p_type = p_type
+        self.vaddr = vaddr
+        self.offset = offset
+        self.size = size
+        self.flags = flags
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return (f"OutSegment(p_type={self.p_type}, vaddr={self.vaddr:#x}, offset={self.offset}, "
+                f"size={self.size}, flags={self.flags}, reason={self.reason!r})")
 
 
 class CoreWriter:

@@ -377,7 +377,7 @@ def _bound_nt_file(note: elfcore.Note) -> tuple[elfcore.Note, str | None]:
     names = desc[16 + 24 * count:].split(b"\0", MAX_MAPPINGS)[:MAX_MAPPINGS]
     cut = (struct.pack("<QQ", MAX_MAPPINGS, page) + desc[16:16 + 24 * MAX_MAPPINGS]
            + b"\0".join(names) + b"\0")
-    return (replace(note, desc=cut),
+    return (note._replace(desc=cut),
             f"NT_FILE has {count} entries; only the first {MAX_MAPPINGS} are used")
 
 
