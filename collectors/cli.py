@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # collections.abc costs milliseconds at start-up
     from collections.abc import Callable, Sequence
 
 EXIT_OK = 0
-EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
 DESCRIPTION = "Linux crash capture, core minimization, kernel oops collection and reporting."
@@ -135,12 +134,6 @@ def _command_word(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _unavailable(command: Command, exc: ModuleNotFoundError) -> int:
-    print(f"crashkit: error: '{command.name}' is not available here ({exc.name} is not installed)",
-          file=sys.stderr)
-    return EXIT_USAGE
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``crashkit``; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -151,12 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args(argv)  # --help, an unknown command, a bad option: exits
         parser.print_help(sys.stderr)  # no command at all
         return EXIT_USAGE
-    try:
-        parser = build_parser(command)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not command.module.startswith(exc.name):
-            raise
-        return _unavailable(command, exc)
+    parser = build_parser(command)  # a module that fails to import is a packaging error: raise
     rest: list[str] = []
     if command.passthrough and "--" in argv:
         cut = argv.index("--")
