@@ -105,6 +105,10 @@ def session(entry: Entry, secret: dict[str, Any]) -> requests.Session:
     s.headers["User-Agent"] = USER_AGENT
     tls = entry.tls
     s.verify = False if tls.get("verify") is False else (tls.get("ca_file") or True)
+    if s.verify is False:  # asked for (--insecure): no multi-line Python warning per request
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     if tls.get("client_cert"):
         s.cert = (tls["client_cert"], tls["client_key"]) if tls.get("client_key") else tls["client_cert"]
     if secret.get("username") is not None:
@@ -129,7 +133,10 @@ def send(entry: Entry, body: Body, secret: dict[str, Any], *, scrub: Scrubber | 
     own = sess is None
     s = sess if sess is not None else session(entry, secret)
     headers = {**entry.headers, REPORT_ID_HEADER: entry.id}
-    kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout or (CONNECT_TIMEOUT, READ_TIMEOUT)}
+    # verify given per request: requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override a
+    # session's verify=False (psf/requests#3829), which would defeat --insecure
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout or (CONNECT_TIMEOUT, READ_TIMEOUT),
+                              "verify": s.verify}
     if entry.form_field:
         data = body if isinstance(body, bytes) else (body.read() if hasattr(body, "read") else b"".join(body))
         kwargs["files"] = {entry.form_field: (entry.form_filename, data, entry.content_type)}
