@@ -244,3 +244,77 @@ def test_ureport_solution_makes_the_problem_not_reportable(fixtures_dir: Path, t
         assert len(faf.bodies) == 1
     finally:
         faf.stop()
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate it signed, and a
+    self-signed client certificate no one trusts (openssl)."""
+    root = tmp_path_factory.mktemp("pki")
+    p = {n: root / n for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt", "cli.key", "cli.csr",
+                               "cli.crt", "rogue.key", "rogue.crt", "san.ext")}
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+             "-keyout", str(p["ca.key"]), "-out", str(p["ca.crt"]))
+    p["san.ext"].write_text("subjectAltName=IP:127.0.0.1\n")
+    for who, cn in (("srv", "127.0.0.1"), ("cli", "host-17")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", str(p[f"{who}.key"]),
+                 "-out", str(p[f"{who}.csr"]))
+        _openssl("x509", "-req", "-in", str(p[f"{who}.csr"]), "-CA", str(p["ca.crt"]), "-CAkey", str(p["ca.key"]),
+                 "-CAcreateserial", "-days", "2", "-out", str(p[f"{who}.crt"]),
+                 *(["-extfile", str(p["san.ext"])] if who == "srv" else []))
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=rogue",
+             "-keyout", str(p["rogue.key"]), "-out", str(p["rogue.crt"]))
+    return p
+
+
+def _client_cert_server(pki: dict[str, Path], mode: ssl.VerifyMode) -> tuple[_Sink, list[Any]]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki["srv.crt"]), str(pki["srv.key"]))
+    ctx.load_verify_locations(str(pki["ca.crt"]))
+    ctx.verify_mode = mode
+    peers: list[Any] = []
+    sink = _Sink({"result": False, "bthash": "cd" * 20}, tls=ctx)
+    handler = sink.RequestHandlerClass
+    original = handler._answer  # type: ignore[attr-defined]
+
+    def answer(self: http.server.BaseHTTPRequestHandler) -> None:
+        peers.append(self.connection.getpeercert())  # type: ignore[attr-defined]
+        original(self)
+
+    handler.do_POST = answer  # type: ignore[attr-defined]
+    return sink, peers
+
+
+def test_ureport_client_certificate(pki: dict[str, Path], fixtures_dir: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "crashkit.toml"
+    cfg.write_text(f'[report.ureport]\nca_file = "{pki["ca.crt"]}"\n')
+    monkeypatch.setenv("CRASHKIT_CONFIG", str(cfg))
+    sink, peers = _client_cert_server(pki, ssl.CERT_REQUIRED)
+    try:
+        d = copy_problem(fixtures_dir, "satyr-problem-dir", tmp_path)
+        monkeypatch.setenv("uReport_SSLClientAuth", f"{pki['cli.crt']}:{pki['cli.key']}")
+        assert ureport.main(["-d", str(d), "-u", f"{sink.url}/faf"]) == 0
+        assert [dict(x[0] for x in p["subject"])["commonName"] for p in peers] == ["host-17"]
+        # without a certificate this server refuses the handshake: final, nothing queued
+        monkeypatch.delenv("uReport_SSLClientAuth")
+        assert ureport.main(["-d", str(d), "-u", f"{sink.url}/faf"]) == 1
+        assert len(peers) == 1
+    finally:
+        sink.stop()
+    # a server that asks for a certificate but does not require one: the refused (untrusted)
+    # certificate is dropped for one more, unauthenticated try, as libreport does
+    sink, peers = _client_cert_server(pki, ssl.CERT_OPTIONAL)
+    try:
+        d2 = copy_problem(fixtures_dir, "satyr-problem-dir", tmp_path / "2")
+        monkeypatch.setenv("uReport_SSLClientAuth", f"{pki['rogue.crt']}:{pki['rogue.key']}")
+        capfd.readouterr()
+        assert ureport.main(["-d", str(d2), "-u", f"{sink.url}/faf"]) == 0
+        assert "Retrying unauthenticated" in capfd.readouterr().err
+        assert peers == [{}] or peers == [None]
+    finally:
+        sink.stop()
