@@ -58,6 +58,20 @@ def copy_problem(fixtures_dir: Path, name: str, dest: Path) -> Path:
     return out
 
 
+def read_body(handler: http.server.BaseHTTPRequestHandler) -> bytes:
+    """The request body of *handler*'s request, chunked (as the reporters stream) or sized."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        out = bytearray()
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0], 16)
+            if size == 0:
+                handler.rfile.readline()
+                return bytes(out)
+            out += handler.rfile.read(size)
+            handler.rfile.readline()
+    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+
+
 class FaultProxy:
     """An HTTP proxy on 127.0.0.1 in front of *upstream* that can misbehave on purpose.
 
@@ -81,20 +95,8 @@ class FaultProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    out = bytearray()
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0], 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return bytes(out)
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
             def _handle(self) -> None:
-                body = self._body()
+                body = read_body(self)
                 with proxy.lock:
                     proxy.seen += 1
                     step = proxy.plan.pop(0) if proxy.plan else "pass"

@@ -5,28 +5,19 @@ post-processing runs post-create with ``[report]`` from its hook.toml, lands on 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from rr_helpers import TOKEN, Serve
 
-from testlib import Programs, require_core_pattern, wait_for
+from testlib import Programs, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collectors" / "corehook"))
 
-from hookenv import HookEnv, element  # noqa: E402
+from hookenv import HookEnv, element, hook_fixture  # noqa: E402,F401 - the hook fixture
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def hook() -> Iterator[HookEnv]:
-    require_core_pattern()
-    env = HookEnv()
-    yield env
-    env.cleanup()
 
 
 def _reported(d: Path) -> bool:

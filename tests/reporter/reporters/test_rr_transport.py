@@ -22,25 +22,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from rr_helpers import TOKEN, Serve, copy_problem
+from rr_helpers import TOKEN, Serve, copy_problem, read_body
 
 from reporter.dumpdir import DumpDir
 from reporter.outbox import BASE_DELAY, MAX_DELAY, Entry, Outbox, next_delay
 from reporter.reporters import delivery, reportable, upload, ureport
 from reporter.reporters.exclude import Exclusions
-
-
-def _read_body(handler: http.server.BaseHTTPRequestHandler) -> bytes:
-    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        out = bytearray()
-        while True:
-            size = int(handler.rfile.readline().split(b";")[0], 16)
-            if size == 0:
-                handler.rfile.readline()
-                return bytes(out)
-            out += handler.rfile.read(size)
-            handler.rfile.readline()
-    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
 
 
 class _Sink(http.server.ThreadingHTTPServer):
@@ -59,7 +46,7 @@ class _Sink(http.server.ThreadingHTTPServer):
                 pass
 
             def _answer(self) -> None:
-                sink.bodies.append((self.path, _read_body(self)))
+                sink.bodies.append((self.path, read_body(self)))
                 data = json.dumps(reply or {"ok": True}).encode()
                 self.send_response(202)
                 self.send_header("Content-Type", "application/json")
@@ -141,7 +128,7 @@ class _ForwardProxy(http.server.ThreadingHTTPServer):
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("transfer-encoding", "content-length", "proxy-connection", "host")}
                 with httpx.Client(trust_env=False, timeout=60) as client:  # not through ourselves
-                    resp = client.request(self.command, self.path, content=_read_body(self), headers=headers)
+                    resp = client.request(self.command, self.path, content=read_body(self), headers=headers)
                 assert target.hostname == "127.0.0.1"
                 self.send_response(resp.status_code)
                 self.send_header("Content-Type", resp.headers.get("content-type", "application/json"))
