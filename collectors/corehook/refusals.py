@@ -118,14 +118,15 @@ def boot_realtime() -> float:
     return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
-def line_time(line: str, boot: float | None = None, now: float | None = None) -> float | None:
-    """Wall-clock time of a kernel log line: a ``<L>[sec.usec]`` (kmsg, ``dmesg --raw``) stamp
-    counted from *boot* (default: this boot), or a journal ``short-precise`` / syslog
-    ``Mon DD HH:MM:SS[.frac]`` local time in the last year; ``None`` without either."""
+def line_time(line: str, boot: float | None = None, now: float | None = None) -> tuple[float, str] | None:
+    """Wall-clock time of a kernel log line and a mark that names the line exactly: a
+    ``<L>[sec.usec]`` (kmsg, ``dmesg --raw``) stamp counted from *boot* (default: this boot;
+    mark ``k<stamp>``), or a journal ``short-precise`` / syslog ``Mon DD HH:MM:SS[.frac]``
+    local time in the last year (mark :func:`journal_mark`); ``None`` without either."""
     m = _KMSG_STAMP.match(line)
     if m:
         start = boot_realtime() if boot is None else boot
-        return start + float(f"{m.group(1)}.{m.group(2)}")
+        return start + float(f"{m.group(1)}.{m.group(2)}"), f"k{m.group(1)}.{m.group(2)}"
     m = _SYSLOG_STAMP.match(line)
     if m is None or m.group(1) not in _MONTHS:
         return None
@@ -139,7 +140,13 @@ def line_time(line: str, boot: float | None = None, now: float | None = None) ->
             when = time.mktime((year - 1, *fields, 0, 0, -1))
     except (OverflowError, ValueError):
         return None
-    return when + (float(m.group(6)) if m.group(6) else 0.0)
+    when += float(m.group(6)) if m.group(6) else 0.0
+    return when, journal_mark(when)
+
+
+def journal_mark(when: float) -> str:
+    """The mark of a journal entry logged at *when* (its realtime in microseconds; pure)."""
+    return f"j{round(when * 1e6)}"
 
 
 def refusal_key(refusal: Refusal) -> str:
@@ -147,48 +154,60 @@ def refusal_key(refusal: Refusal) -> str:
     return f"{refusal.pid}\0{refusal.comm}\0{refusal.reason}\0{refusal.suppressed}"
 
 
+#: Refusals that are not crashes to count: the kernel's recursion guard for core-dump
+#: helpers (the hook's own crashes, which it never counts either).
+NOT_COUNTED = ("RLIMIT_CORE is set to 1",)
+
+
 class RefusalStore(Protocol):
     """Where counted refusals are remembered (:class:`collectors.oops.cursor.CursorStore`)."""
 
-    def seen_refusal(self, key: str, when: float) -> bool: ...
+    def seen_refusal(self, key: str, when: float, mark: str) -> bool: ...
 
-    def add_refusal(self, key: str, when: float) -> None: ...
+    def add_refusal(self, key: str, when: float, mark: str) -> None: ...
 
 
 class RefusalTally:
-    """Refusals found in kernel log lines, counted once each: the same refusal read again
-    (the cursor saved before a crash of the collector) or through another source (the
-    journal holds what /dev/kmsg held) is in *store* with a time close to its own."""
+    """Refusals found in kernel log lines, counted once each: the same line read again (the
+    cursor was not saved before the collector stopped) has the same mark; the same refusal
+    read through the other source (the journal holds what /dev/kmsg held, on another clock)
+    has the same key and a time close to its own (*store* decides)."""
 
     def __init__(self, spool: str, store: RefusalStore) -> None:
         self.spool = spool
         self.store = store
-        self.pending: list[tuple[Refusal, float]] = []
+        self.pending: list[tuple[Refusal, float, str]] = []
 
-    def see(self, line: str, when: float | None = None) -> None:
-        """Note *line* if it is a refusal (*when*: its time, else read from its stamp)."""
+    def see(self, line: str, when: float | None = None, boot: float | None = None) -> None:
+        """Note *line* if it is a refusal; *when*: the realtime of its journal entry, else
+        its time is read from its stamp (kmsg stamps count from *boot*)."""
         if "core" not in line and "Core" not in line:
             return  # the common case, before any regular expression
         refusal = parse_refusal(line)
-        if refusal is not None:
-            at = when if when is not None else line_time(line)
-            self.pending.append((refusal, time.time() if at is None else at))
+        if refusal is None or any(text in refusal.reason for text in NOT_COUNTED):
+            return
+        stamp = (when, journal_mark(when)) if when is not None else line_time(line, boot)
+        if stamp is None:
+            now = time.time()
+            stamp = now, journal_mark(now)
+        self.pending.append((refusal, *stamp))
 
     def watch(self, lines: Iterable[str]) -> Iterator[str]:
         """*lines*, passed on unchanged, each seen by :meth:`see`."""
+        boot = boot_realtime()
         for line in lines:
-            self.see(line)
+            self.see(line, boot=boot)
             yield line
 
     def flush(self) -> int:
         """Count the refusals seen since the last flush that *store* does not know yet."""
         counted = 0
-        for refusal, when in self.pending:
+        for refusal, when, mark in self.pending:
             key = refusal_key(refusal)
-            if self.store.seen_refusal(key, when):
+            if self.store.seen_refusal(key, when, mark):
                 continue
             counted += account(self.spool, [refusal], when)
-            self.store.add_refusal(key, when)
+            self.store.add_refusal(key, when, mark)
         self.pending.clear()
         return counted
 

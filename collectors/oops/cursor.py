@@ -6,7 +6,7 @@ needs in its own section (kmsg: boot id + sequence number; journal: a cursor per
 files: a :class:`FileMark` per path; pstore: hashes of records already seen).
 ``occurrences`` remembers reports already turned into problem directories, so one
 oops seen through several sources (kmsg, the journal and kern.log all carry it) is
-counted once; ``refusals`` (key -> times) does the same for the kernel's refusals of core
+counted once; ``refusals`` (key -> [time, line mark] pairs) does the same for the kernel's refusals of core
 dumps (:mod:`collectors.corehook.refusals`), which carry no text to fingerprint but a pid,
 a comm and a time.
 
@@ -35,8 +35,9 @@ STATE_VERSION = 1
 BLOCK = 4096
 # Occurrence fingerprints kept; the oldest are forgotten first.
 MAX_OCCURRENCES = 20000
-# Kernel refusals of core dumps already counted (``refusals``: key -> the times it was seen):
-# the same key within the window is the same refusal; keys and times kept at most.
+# Kernel refusals of core dumps already counted (``refusals``: key -> [time, mark] pairs): the
+# same mark is the same line; the same key from the other source within the window is the
+# same refusal. Keys, and pairs per key, kept at most.
 REFUSAL_WINDOW = 120.0
 MAX_REFUSALS = 20000
 MAX_TIMES_PER_REFUSAL = 16
@@ -102,7 +103,7 @@ class CursorStore:
                 del occ[key]
         refusals = self._refusals()
         if len(refusals) > MAX_REFUSALS:  # the ones last seen longest ago go first
-            by_age = sorted(refusals, key=lambda k: max(refusals[k], default=0))
+            by_age = sorted(refusals, key=lambda k: max((e[0] for e in refusals[k]), default=0))
             for key in by_age[: len(refusals) - MAX_REFUSALS]:
                 del refusals[key]
         data = json.dumps(self.state, indent=1, sort_keys=True).encode("utf-8")
@@ -146,19 +147,26 @@ class CursorStore:
             found = self.state["refusals"] = {}
         return found
 
-    def seen_refusal(self, key: str, when: float, window: float = REFUSAL_WINDOW) -> bool:
-        """True when a kernel refusal with *key* was counted within *window* seconds of *when*
-        (the same log line read again, or through another source)."""
-        times = self._refusals().get(key)
-        return isinstance(times, list) and any(
-            isinstance(t, (int, float)) and abs(t - when) <= window for t in times)
+    def seen_refusal(self, key: str, when: float, mark: str, window: float = REFUSAL_WINDOW) -> bool:
+        """True when the kernel refusal *key* was counted already: from the same line (*mark*),
+        or from the other source (a mark of another kind: ``k`` kmsg, ``j`` journal) within
+        *window* seconds of *when*."""
+        entries = self._refusals().get(key)
+        if not isinstance(entries, list):
+            return False
+        for entry in entries:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], (int, float))):
+                continue
+            if entry[1] == mark or (str(entry[1])[:1] != mark[:1] and abs(entry[0] - when) <= window):
+                return True
+        return False
 
-    def add_refusal(self, key: str, when: float) -> None:
-        """Remember that the kernel refusal *key* at *when* was counted."""
+    def add_refusal(self, key: str, when: float, mark: str) -> None:
+        """Remember that the kernel refusal *key* at *when* (line *mark*) was counted."""
         refusals = self._refusals()
-        times = refusals.get(key)
-        times = [t for t in times if isinstance(t, (int, float))] if isinstance(times, list) else []
-        refusals[key] = (times + [when])[-MAX_TIMES_PER_REFUSAL:]
+        entries = refusals.get(key)
+        entries = [e for e in entries if isinstance(e, list)] if isinstance(entries, list) else []
+        refusals[key] = (entries + [[when, mark]])[-MAX_TIMES_PER_REFUSAL:]
 
 
 def _empty_state() -> dict[str, Any]:

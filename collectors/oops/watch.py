@@ -57,7 +57,6 @@ class KmsgFollower:
         self.boot = read_boot_id(boot_id_path)
         self.fd = -1
         self.after = -1
-        self.boot_start = refusals.boot_realtime()
 
     def start(self, state: dict[str, Any]) -> None:
         """Open the device; records up to the stored sequence number are skipped."""
@@ -88,8 +87,8 @@ class KmsgFollower:
             out.extend((line, rec.seq) for line in kmsg_lines(rec))
 
     def line_time(self, line: str, position: Any) -> float | None:
-        """Wall-clock time of *line* (from its ``[sec.usec]`` stamp)."""
-        return refusals.line_time(line, self.boot_start)
+        """Wall-clock time of *line*'s entry; ``None``: its ``[sec.usec]`` stamp tells."""
+        return None
 
     def state(self, position: Any) -> dict[str, Any]:
         """Cursor section meaning "read up to ``position``"."""
@@ -228,6 +227,7 @@ def _burst(follower: Any, batch: _Batch, deadline: float | None, quiet: float,
     """
     poller = select.poll()
     poller.register(follower.fileno(), select.POLLIN)
+    boot = refusals.boot_realtime()
     got_any = False
     while True:
         wait: float | None = quiet if got_any else None
@@ -250,7 +250,7 @@ def _burst(follower: Any, batch: _Batch, deadline: float | None, quiet: float,
             batch.positions.append(position)
             got_any = True
             if tally is not None:
-                tally.see(line, follower.line_time(line, position))
+                tally.see(line, follower.line_time(line, position), boot)
             yield line
 
 

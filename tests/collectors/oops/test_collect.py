@@ -204,3 +204,33 @@ def test_default_sources_on_this_host(tmp_path: Path, capsys: pytest.CaptureFixt
         assert "kmsg" in names
     rc, out, _ = _cli(capsys, "oops", "collect", "--spool", str(tmp_path / "spool"), "--json")
     assert json.loads(out)["new"] == 0
+
+
+def test_kernel_refusals_in_the_journal_are_counted_once(tmp_path: Path) -> None:
+    """The kernel's refusals to pipe a core dump are crashes: ``collect`` counts them in the
+    spool (a minimal CCpp directory per program), once, and only from trusted kernel lines."""
+    from test_sources_journal import make_journal  # noqa: E402  (sibling test helper)
+
+    from collectors.oops.sources import JournalSource, read_boot_id
+    boot = read_boot_id() or "ab" * 16
+    journal = tmp_path / "k.journal"
+    make_journal(journal, [(boot, "coredump: 4242(storm1): over core_pipe_limit, skipping core dump"),
+                           (boot, "coredump: 4243(storm1): over core_pipe_limit, skipping core dump"),
+                           (boot, "coredump_pipe: 3 callbacks suppressed")])
+    spool = tmp_path / "spool"
+    forged = collect([JournalSource(extra_args=("--file", str(journal)))], str(spool), host=HOST)[0]
+    assert forged.refusals == 0  # a journal file anybody could have written
+    spool2 = tmp_path / "spool2"
+    src = JournalSource(extra_args=("--file", str(journal)), trusted=True)
+    assert collect([src], str(spool2), host=HOST)[0].refusals == 5
+    dirs = []
+    for path in iter_problem_dirs(str(spool2)):
+        with DumpDir.open(path, readonly=True) as dd:
+            dirs.append({n: dd.load_text(n) for n in ("reason", "count", "counted_without_core",
+                                                      "kernel_refusal")})
+    assert sorted((d["reason"], d["count"], d["counted_without_core"]) for d in dirs) == [
+        ("storm1 killed (no core: the kernel refused it: over core_pipe_limit, skipping core dump)", "2", "2"),
+        ("unknown program killed (no core: the kernel refused it: refusals the kernel did not print)", "3", "3"),
+    ]
+    assert all(d["kernel_refusal"] for d in dirs)
+    assert collect([src], str(spool2), host=HOST)[0].refusals == 0  # the cursor moved on
