@@ -8,11 +8,13 @@ and ``time`` (a Python process at ~9 MiB RSS, most of it the shared interpreter)
 
 1. reads ``spool`` and ``max_full_hooks`` from ``hook.toml`` with a small reader of the
    simple TOML that ``crashkit hook install`` writes (anything else: the full reader decides);
-2. takes one of the ``flock``-ed slots ``<spool>/.crashkit-hook/hook-run.N``; held, the full
-   hook runs in this process (:func:`admit` returns the descriptor);
-3. without a slot, the first crash of a program that has no core kept yet (no ``seen/<key>``
-   marker naming an existing directory) waits up to 2 s for one: at most one waiter per
-   program bucket, :data:`MAX_WAITERS` in all;
+2. reads the crash's executable and takes one of the ``flock``-ed slots
+   ``<spool>/.crashkit-hook/hook-run.N``; held, the full hook runs in this process
+   (:func:`admit` returns the descriptor);
+3. the first crash of a program that has no core kept yet (no ``seen/<key>`` marker naming
+   an existing directory) waits up to 2 s for a slot if none is free: one hook per program
+   bucket, :data:`MAX_WAITERS` in all; while one waits, the other crashes leave the slots to
+   it, and the program's other crashes shed at once while its first capture runs;
 4. otherwise sheds: records what the crash signature and the count need from ``/proc/PID``
    (argv, exe, root, status, cgroup, cmdline, namespace links) in one small file under
    ``shed/``, splices the core to ``/dev/null`` and exits. The records are folded into problem
@@ -47,7 +49,8 @@ FOLD_LOCK = "shed-fold.lock"
 RECORD_SUFFIX = ".rec"
 #: Hooks waiting for a slot for the first crash of their program, at most.
 MAX_WAITERS = 16
-FIRST_BUCKETS = 256
+FIRST_BUCKETS = 1024
+WAITING = "hook-waiting"
 FIRST_CRASH_WAIT = 2.0
 _POLL = 0.05
 DEFAULT_SPOOL = "/var/spool/crashkit"
@@ -198,19 +201,7 @@ def open_state(spool: str, check_spool: bool = True) -> int:
 def try_lock(dir_fd: int, name: str) -> int | None:
     """A held ``flock`` on the plain file *name* in *dir_fd* (created 0600), or ``None`` when
     somebody else holds it. The lock goes with the descriptor (or the process)."""
-    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                 0o600, dir_fd=dir_fd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise PermissionError(errno.EPERM, "lock file is not a plain file", name)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
+    return _lock_file(dir_fd, name, fcntl.LOCK_EX)
 
 
 def try_slot(dir_fd: int, prefix: str, count: int) -> int | None:
@@ -423,28 +414,76 @@ def drain(fd: int = 0) -> None:
 
 # ------------------------------------------------------------------ the decision
 
-def _wait_for_first(state_fd: int, key: str, slots: int) -> int | None:
-    """A slot for the first crash of program *key*, waited for up to :data:`FIRST_CRASH_WAIT`
-    seconds by one hook per program bucket and :data:`MAX_WAITERS` in all. The bucket stays
-    locked while this process lives (its capture runs), so the program's next crashes shed."""
-    bucket = try_lock(state_fd, f"{FIRST_PREFIX}.{int(key[:2], 16) % FIRST_BUCKETS}")
-    if bucket is None:
+def _lock_file(dir_fd: int, name: str, how: int) -> int | None:
+    """:func:`try_lock` with *how* (``LOCK_SH`` or ``LOCK_EX``)."""
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                 0o600, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PermissionError(errno.EPERM, "lock file is not a plain file", name)
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
         return None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def waiters_present(state_fd: int) -> bool:
+    """Some first crash of a program waits for a slot (it holds ``hook-waiting`` shared)."""
+    probe = _lock_file(state_fd, WAITING, fcntl.LOCK_EX)
+    if probe is None:
+        return True
+    os.close(probe)
+    return False
+
+
+def _wait_for_first(state_fd: int, slots: int) -> int | None:
+    """A slot for the first crash of a program, waited for up to :data:`FIRST_CRASH_WAIT`
+    seconds by at most :data:`MAX_WAITERS` hooks; while they wait, other crashes leave the
+    slots that free up to them (:func:`waiters_present`)."""
     waiter = try_slot(state_fd, WAIT_PREFIX, MAX_WAITERS)
     if waiter is None:
-        os.close(bucket)
         return None
+    waiting = _lock_file(state_fd, WAITING, fcntl.LOCK_SH)
     try:
         deadline = time.monotonic() + FIRST_CRASH_WAIT
         while time.monotonic() < deadline:
             time.sleep(_POLL)
             slot = try_slot(state_fd, SLOT_PREFIX, slots)
             if slot is not None:
-                return slot  # the bucket's descriptor is left open on purpose
+                return slot
     finally:
         os.close(waiter)
-    os.close(bucket)
+        if waiting is not None:
+            os.close(waiting)
     return None
+
+
+def _first_crash_slot(state_fd: int, key: str, slots: int) -> int | None:
+    """The slot of the first crash of program *key* (no core of it kept yet): only one hook
+    per program bucket tries (the bucket stays locked while this process lives, its capture
+    runs), the others shed: their core would be the same program's."""
+    bucket = try_lock(state_fd, f"{FIRST_PREFIX}.{int(key[:4], 16) % FIRST_BUCKETS}")
+    if bucket is None:
+        return None
+    slot = try_slot(state_fd, SLOT_PREFIX, slots)
+    if slot is None:
+        slot = _wait_for_first(state_fd, slots)
+    if slot is None:
+        os.close(bucket)
+    return slot  # the bucket's descriptor is left open on purpose
+
+
+def _slot(state_fd: int, spool: str, exe: str, key: str, slots: int) -> int | None:
+    """The full-capture slot this crash gets, if any."""
+    if exe and not is_seen(state_fd, spool, key):
+        return _first_crash_slot(state_fd, key, slots)
+    if waiters_present(state_fd):
+        return None  # the slots that free up go to the programs without a core yet
+    return try_slot(state_fd, SLOT_PREFIX, slots)
 
 
 def _shed(state_fd: int, words: list[str], fields: dict[str, bytes], numbers: tuple[int, int, int, int],
@@ -484,16 +523,11 @@ def admit(words: list[str]) -> int:
     except (OSError, ValueError):
         return UNDECIDED
     try:
-        slot = try_slot(state_fd, SLOT_PREFIX, slots)
-        if slot is not None:
-            return slot
         fields = light_snapshot(numbers[0])
         exe = clean_exe(os.fsdecode(fields.get("exe", b"")))
-        key = program_key(numbers[1], exe, numbers[2])
-        if exe and not is_seen(state_fd, spool, key):
-            slot = _wait_for_first(state_fd, key, slots)
-            if slot is not None:
-                return slot
+        slot = _slot(state_fd, spool, exe, program_key(numbers[1], exe, numbers[2]), slots)
+        if slot is not None:
+            return slot
         return _shed(state_fd, [w for w in words if not w.startswith("--")], fields, numbers,
                      slots, config)
     except (OSError, ValueError):
