@@ -9,7 +9,9 @@ median of N runs (wall time, stdout a pipe: no pager, no colour; bytecode cached
 the extra milliseconds are printed, and whether the 60 ms target is met. The spool is written
 here through reporter's DumpDir, each directory shaped like the crash hook's (27 elements, a
 minimized core compressed with zstd, one crash in three from a container, one in four
-reported). Usage: bench/cli_startup.py [-n RUNS] [--dirs N]
+reported). ``--script PATH`` measures another installation's console script (e.g. a wheel
+installed into a fresh venv, without the editable finder that the dev venv's site runs at every
+start). Usage: bench/cli_startup.py [-n RUNS] [--dirs N] [--script PATH]
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=21)
     parser.add_argument("--dirs", type=int, default=100)
+    parser.add_argument("--script", help="the crashkit console script to measure (default: this venv's)")
     opts = parser.parse_args()
-    script = console_script()
+    script = opts.script or console_script()
     python = shebang_python(script)
     base = Path(tempfile.mkdtemp(prefix="ckcli"))
     try:
@@ -125,7 +128,8 @@ def main() -> int:
                 ms, rcs[name] = median_ms(argv, env, opts.runs)
                 rows.setdefault(name, []).append(ms)
         baseline = statistics.median(rows["baseline: python3 -c pass"])
-        print(f"crashkit start-up, median of {rounds}x{opts.runs} runs ({script}, {python})")
+        print(f"crashkit start-up, median of {rounds}x{opts.runs} runs ({script}, {python}); "
+              f"load average {os.getloadavg()[0]:.2f}")
         for name, samples in rows.items():
             ms = statistics.median(samples)
             verdict = ""

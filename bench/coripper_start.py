@@ -13,13 +13,16 @@ row), interleaved in rounds so that load on this shared machine moves every row 
 * ``coripper CORE > OUT`` through the installed console script, bytecode cached in a private
   ``PYTHONPYCACHEPREFIX`` (as after ``pip install``, which compiles).
 
-Prints each row in ms, its ratio to ``python3 -c pass`` and the milliseconds above it, and
-whether the 30 ms goal is met. Usage: bench/coripper_start.py [-n RUNS] [--dir DIR]
+Prints each row's wall time in ms, its ratio to ``python3 -c pass`` and the milliseconds above
+it, its CPU time (user + system) and that ratio, and whether the 30 ms goal is met. ``--script PATH`` measures another installation's console script
+(e.g. a wheel installed into a fresh venv, without the dev venv's editable finder).
+Usage: bench/coripper_start.py [-n RUNS] [--rounds R] [--dir DIR] [--script PATH]
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -36,14 +39,19 @@ GOAL_MS = 30.0
 HEAP_MIB = 1024
 
 
-def median_ms(command: str, env: dict[str, str], runs: int) -> float:
-    """Median wall time of ``sh -c command`` over *runs* runs (it must exit 0)."""
-    samples = []
+def median_ms(command: str, env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system, of ``sh`` and what it ran) of
+    ``sh -c command`` over *runs* runs (it must exit 0), in ms. CPU time moves less than wall
+    time when other work loads the machine."""
+    walls, cpus = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(["sh", "-c", command], env=env, check=True)
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1000
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
 def console_script(name: str) -> str:
@@ -67,9 +75,10 @@ def main() -> int:
     parser = bench_parser(__doc__)
     parser.add_argument("-n", "--runs", type=int, default=21)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--script", help="the coripper console script to measure (default: this venv's)")
     opts = parser.parse_args()
     core = make_core(workdir_of(opts), HEAP_MIB)
-    script = console_script("coripper")
+    script = opts.script or console_script("coripper")
     python = shebang_python(script)
     base = Path(tempfile.mkdtemp(prefix="ckcoripper"))
     try:
@@ -86,10 +95,14 @@ def main() -> int:
         for command in rows.values():  # warm the page cache and the bytecode
             subprocess.run(["sh", "-c", command], env=env, check=True)
         samples: dict[str, list[float]] = {name: [] for name in rows}
+        cpu: dict[str, list[float]] = {name: [] for name in rows}
         for _ in range(opts.rounds):
             for name, command in rows.items():
-                samples[name].append(median_ms(command, env, opts.runs))
+                wall_ms, cpu_ms = median_ms(command, env, opts.runs)
+                samples[name].append(wall_ms)
+                cpu[name].append(cpu_ms)
         baseline = statistics.median(samples["baseline: python3 -c pass"])
+        cpu_baseline = statistics.median(cpu["baseline: python3 -c pass"])
         print(f"coripper on a {core.stat().st_size / (1 << 30):.2f} GiB core ({core}), "
               f"output {out.stat().st_size:,} B; median of {opts.rounds}x{opts.runs} runs; "
               f"load average {os.getloadavg()[0]:.2f}")
@@ -98,8 +111,10 @@ def main() -> int:
             verdict = ""
             if name.startswith("coripper"):
                 verdict = f"  goal <= {GOAL_MS:.0f} ms: {'met' if ms <= GOAL_MS else 'MISSED'}"
+            cpu_ms = statistics.median(cpu[name])
             print(f"  {name:28s} {ms:7.1f} ms  {ms / baseline:5.2f}x baseline  "
-                  f"+{ms - baseline:6.1f} ms{verdict}")
+                  f"+{ms - baseline:6.1f} ms  (CPU {cpu_ms:6.1f} ms, {cpu_ms / cpu_baseline:5.2f}x)"
+                  f"{verdict}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
