@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 from json.encoder import encode_basestring_ascii as _encode_str
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from collectors.oops.parse import KernelReport, scan_stream
 
@@ -88,28 +89,30 @@ def write_json(reports: list[KernelReport], out: TextIO) -> None:
     out.write("\n]\n")
 
 
-_CONSTANTS = {None: "null", True: "true", False: "false"}
+# How a leaf value prints, by its exact type (bool before int: True is no "1" here).
+_LEAF: dict[type, Callable[[Any], str]] = {
+    str: _encode_str, int: int.__repr__, bool: lambda b: "true" if b else "false", type(None): lambda _: "null",
+}
 
 
 def _indented(value: object, indent: str) -> str:
     """``value`` (JSON types only) as ``json.dumps(value, indent=2)`` prints it at ``indent``."""
+    leaf = _LEAF.get(type(value))
+    if leaf is not None:
+        return leaf(value)
+    inner = indent + "  "
     if isinstance(value, dict):
         if not value:
             return "{}"
-        inner = indent + "  "
-        items = (f"{inner}{_encode_str(str(k))}: {_indented(v, inner)}" for k, v in value.items())
+        items = []
+        for k, v in value.items():
+            f = _LEAF.get(type(v))
+            items.append(f"{inner}{_encode_str(str(k))}: {f(v) if f is not None else _indented(v, inner)}")
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, list):
         if not value:
             return "[]"
-        inner = indent + "  "
         return "[\n" + ",\n".join(inner + _indented(v, inner) for v in value) + "\n" + indent + "]"
-    if isinstance(value, str):
-        return _encode_str(value)
-    if value is None or isinstance(value, bool):
-        return _CONSTANTS[value]
-    if isinstance(value, int):
-        return int.__repr__(value)
     return json.dumps(value)
 
 
