@@ -29,6 +29,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -209,9 +210,9 @@ def rss_figure(tmp: Path) -> None:
     (src / "time").write_text(str(int(time.time())))
     (src / "type").write_text("CCpp")
     (src / "reason").write_text("big crash")
-    with open(src / "coredump", "wb") as f:
+    with open(src / "coredump", "wb") as out:
         for _ in range(1024):
-            f.write(os.urandom(1 << 20))
+            out.write(os.urandom(1 << 20))
     bundle = tmp / "big.tar.gz"
     subprocess.run(f"tar -cf - -C {src} time type reason coredump | gzip -1 > {bundle}", shell=True, check=True)
     (src / "coredump").unlink()
@@ -304,19 +305,16 @@ def list_figures(tmp: Path, cluster: object, extra: list[str]) -> None:
     """The bucket-list page on a seeded SQLite database, and on PostgreSQL when there is a cluster."""
     from service_seed import seed
 
-    db = f"sqlite:///{tmp / 'seed.sqlite3'}"
-    print(f"[list] seeded 100000 reports in 5000 buckets in {seed(db, data_dir=str(tmp)):.1f} s (SQLite)")
-    server = Serve(tmp / "data-list", db=db, extra=extra)
-    try:
-        list_page_figure("list, sqlite", server)
-    finally:
-        server.stop()
+    targets: list[tuple[str, str, Callable[[], str]]] = [
+        ("sqlite", "SQLite", lambda: f"sqlite:///{tmp / 'seed.sqlite3'}")]
     if cluster is not None:
-        db = cluster.create_database()  # type: ignore[attr-defined]
-        print(f"[list] seeded 100000 reports in 5000 buckets in {seed(db, data_dir=str(tmp)):.1f} s (PostgreSQL)")
-        server = Serve(tmp / "data-list-pg", db=db, extra=extra)
+        targets.append(("postgresql", "PostgreSQL", cluster.create_database))  # type: ignore[attr-defined]
+    for short, name, make_db in targets:
+        db = make_db()
+        print(f"[list] seeded 100000 reports in 5000 buckets in {seed(db, data_dir=str(tmp)):.1f} s ({name})")
+        server = Serve(tmp / f"data-list-{short}", db=db, extra=extra)
         try:
-            list_page_figure("list, postgresql", server)
+            list_page_figure(f"list, {short}", server)
         finally:
             server.stop()
 
