@@ -2,7 +2,9 @@
 
 Start-up is most of the time of ``coripper CORE > OUT`` (bench/coripper_start.py): what only one
 path needs is imported on that path (the decompressors when a magic number asks for one, the
-``--info`` formatter, :mod:`tempfile` for ``-o``, zstandard for ``--zstd``).
+``--info`` formatter, zstandard for ``--zstd``); ``-o OUT``'s temporary file is made here
+rather than with :mod:`tempfile`, whose imports (shutil, random, and through them zlib, bz2,
+lzma) cost more than the minimization.
 """
 
 from __future__ import annotations
@@ -115,6 +117,20 @@ def _positional_writes(fd: int) -> bool:
         return False
 
 
+def _create_temporary(directory: str, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new file in *directory*, as :func:`tempfile.mkstemp` makes it (``O_EXCL``, mode 0600
+    like the kernel's cores: a minimized core still holds stacks and registers, a random name
+    retried on a clash); returns its descriptor and path."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", directory)
+
+
 @contextlib.contextmanager
 def _output_file(path: str) -> Iterator[_NamedSink]:
     """Open ``-o OUT``: a regular file (new or existing) is replaced atomically, so it appears
@@ -132,12 +148,8 @@ def _output_file(path: str) -> Iterator[_NamedSink]:
         return
     target = os.path.realpath(path)     # -o LINK replaces the link's target, not the link
     directory = os.path.dirname(target) or "."
-    import tempfile
-
     try:
-        # 0600 like the kernel's cores: a minimized core still holds stacks and registers
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".coripper-tmp",
-                                   dir=directory)
+        fd, tmp = _create_temporary(directory, f".{os.path.basename(target)}.", ".coripper-tmp")
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, directory) from None
     try:
