@@ -140,7 +140,7 @@ def main() -> int:
     reports = real_reports()
     profiles = {"sparse": (max(1, size // 100 // max(args.reports, 1)), args.reports),
                 "dense": (args.every, 1 << 62)}
-    worst = float("inf")
+    worst = worst_cpu = float("inf")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (every, limit) in profiles.items():
             if args.only and name != args.only:
@@ -151,6 +151,7 @@ def main() -> int:
             mb = path.stat().st_size / 1e6
             path.unlink()
             worst = min(worst, mb / ours[0])
+            worst_cpu = min(worst_cpu, mb / max(ours[1], 1e-9))
             print(f"{name}: {mb:.0f} MB, a report every {every} lines, {planted} planted, {found} found,"
                   f" grep matched {matched} lines")
             for label, (wall, cpu) in (("crashkit oops scan --json", ours), ("grep -c (baseline)", grep)):
@@ -158,7 +159,9 @@ def main() -> int:
                       f" {cpu:6.2f} s {mb / max(cpu, 1e-9):7.1f} MB/s CPU")
             print(f"  ratio (ours / grep throughput): {grep[0] / ours[0]:.3f} wall, {grep[1] / max(ours[1], 1e-9):.3f} CPU")
     verdict = "ok" if worst >= TARGET_MBS else "BELOW TARGET"
-    print(f"slowest: {worst:.1f} MB/s wall (target: >= {TARGET_MBS:.0f} MB/s for both logs): {verdict}")
+    verdict_cpu = "ok" if worst_cpu >= TARGET_MBS else "BELOW TARGET"
+    print(f"slowest: {worst:.1f} MB/s wall: {verdict}; {worst_cpu:.1f} MB/s CPU: {verdict_cpu}"
+          f" (target: >= {TARGET_MBS:.0f} MB/s for both logs; wall time grows with the machine's other load)")
     return 0
 
 
