@@ -89,8 +89,32 @@ def find_command(name: str) -> Command | None:
     return None
 
 
+def terminal_width() -> int:
+    """``shutil.get_terminal_size().columns`` without importing :mod:`shutil` (and the zlib,
+    bz2 and lzma it imports): ``$COLUMNS``, else the width of the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but its help formatter (which every ``add_argument`` builds, to check
+    the metavar) gets the terminal width from :func:`terminal_width`, not from :mod:`shutil`.
+    Subcommands' parsers are of this class too (``add_subparsers`` uses the parent's class)."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        return self.formatter_class(prog=self.prog, width=terminal_width() - 2)  # type: ignore[call-arg]
+
+
 def _top_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(prog="crashkit", description=DESCRIPTION, epilog=EPILOG)
+    parser: argparse.ArgumentParser = Parser(prog="crashkit", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     return parser, subparsers
