@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from reporter.server import storage
 from reporter.server.archive import ArchiveLimits, ProblemArchive, validate
@@ -29,12 +29,6 @@ from reporter.server.uploads import Spooled
 STORED_ELEMENT_TEXT = 256 * 1024     # per element, in the database (the bundle has it all)
 STORED_TEXT_TOTAL = 1024 * 1024      # per report
 FUTURE_SLACK = 300.0                 # a crash "time" later than this past now is not believed
-
-
-# a repeat: the same bytes, or the same client report id
-_SQL_SEEN = text("SELECT id, bucket_id, bthash, kind FROM reports WHERE content_hash = :sha")
-_SQL_SEEN_ID = text("SELECT id, bucket_id, bthash, kind FROM reports WHERE content_hash = :sha "
-                    "UNION ALL SELECT id, bucket_id, bthash, kind FROM reports WHERE client_id = :cid LIMIT 1")
 
 
 @dataclass(frozen=True)
@@ -110,11 +104,11 @@ class Ingestor:
     def _already_stored(self, sha256: str, client_id: str | None) -> Accepted | None:
         """A cheap look-up so that a repeat is not validated and uploaded again (the upsert
         in :func:`storage.record` remains what guarantees one report)."""
-        with self.reader.connect() as conn:
-            row = conn.execute(_SQL_SEEN_ID if client_id else _SQL_SEEN, {"sha": sha256, "cid": client_id}).first()
+        row = storage.find_existing(self.reader, sha256, client_id)
         if row is None:
             return None
-        return Accepted(int(row.id), int(row.bucket_id), True, True, row.bthash, str(row.kind))
+        report_id, bucket_id, bthash, kind = row
+        return Accepted(report_id, bucket_id, True, True, bthash, kind)
 
     def ingest_archive(self, body: Spooled, *, name: str | None, token: str | None,
                        client_id: str | None) -> Accepted:

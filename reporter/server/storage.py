@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, func, or_, select, text
+from sqlalchemy import Engine, and_, exists, func, or_, select
 
 from reporter.server.db import (attachments, bucket_days, bucket_hosts, bucket_versions, buckets,
                                 is_sqlite, reports)
@@ -106,11 +107,24 @@ def _clip(value: str | None, limit: int = MAX_VALUE) -> str | None:
     return None if value is None else value[:limit]
 
 
-# The write path as plain SQL: the same text is valid on SQLite (>= 3.35) and PostgreSQL, and
-# constant statements skip SQLAlchemy's per-call construction and cache-key work. One report is
-# five statements in the common case: the bucket upsert (created or counted, returning its id),
-# the report insert, the host, day and (multi-row) version upserts.
-_SQL_BUCKET = text(
+class _Sql:
+    """One statement of the write path, written once with ``:name`` parameters; :meth:`text_for`
+    gives the driver's spelling (sqlite3 takes ``:name``, psycopg ``%(name)s``)."""
+
+    def __init__(self, sql: str) -> None:
+        self.sqlite = sql
+        self.pyformat = re.sub(r":(\w+)", r"%(\1)s", sql)
+
+    def text_for(self, sqlite: bool) -> str:
+        """The statement for the connection's driver."""
+        return self.sqlite if sqlite else self.pyformat
+
+
+# The write path as plain SQL on the DBAPI cursor: the same text is valid on SQLite (>= 3.35) and
+# PostgreSQL, and skipping SQLAlchemy's execution layer takes ~0.2 ms off every report. One report
+# is five statements in the common case: the bucket upsert (created or counted, returning its
+# id), the report insert, the host, day and (multi-row) version upserts.
+_SQL_BUCKET = _Sql(
     "INSERT INTO buckets (kind, duphash, title, component, executable, crash_function, count, host_count, "
     "first_seen, last_seen) VALUES (:kind, :duphash, :title, :component, :executable, :crash_function, 1, 0, "
     ":t, :t) ON CONFLICT (kind, duphash) DO UPDATE SET count = buckets.count + 1, "
@@ -121,33 +135,64 @@ _REPORT_COLUMNS = ("bucket_id", "source", "client_id", "content_hash", "bthash",
                    "received_at", "crash_time", "reason", "executable", "component", "package", "kernel",
                    "architecture", "os", "container", "token", "blob_key", "blob_size", "archive_format", "name",
                    "elements")
-_SQL_REPORT = text(
+_SQL_REPORT = _Sql(
     f"INSERT INTO reports ({', '.join(_REPORT_COLUMNS)}) VALUES ({', '.join(':' + c for c in _REPORT_COLUMNS)}) "
     "ON CONFLICT DO NOTHING RETURNING id")
-_SQL_BUCKET_FIRSTS = text(
+_SQL_BUCKET_FIRSTS = _Sql(
     "UPDATE buckets SET host_count = host_count + :new_host, "
     "representative_id = COALESCE(representative_id, :rid) WHERE id = :bid")
-_SQL_HOST = text(
+_SQL_HOST = _Sql(
     "INSERT INTO bucket_hosts (bucket_id, host, count, first_seen, last_seen) VALUES (:bid, :host, 1, :t, :t) "
     "ON CONFLICT (bucket_id, host) DO UPDATE SET count = bucket_hosts.count + 1, "
     "last_seen = CASE WHEN bucket_hosts.last_seen < :t THEN :t ELSE bucket_hosts.last_seen END, "
     "first_seen = CASE WHEN bucket_hosts.first_seen > :t THEN :t ELSE bucket_hosts.first_seen END "
     "RETURNING count")
-_SQL_DAY = text(
+_SQL_DAY = _Sql(
     "INSERT INTO bucket_days (bucket_id, day, count) VALUES (:bid, :day, 1) "
     "ON CONFLICT (bucket_id, day) DO UPDATE SET count = bucket_days.count + 1")
-_SQL_VERSIONS: dict[int, Any] = {}
+_SQL_EXISTING = _Sql("SELECT id, bucket_id, bthash, kind FROM reports WHERE content_hash = :sha")
+_SQL_EXISTING_ID = _Sql("SELECT id, bucket_id, bthash, kind FROM reports WHERE content_hash = :sha "
+                        "UNION ALL SELECT id, bucket_id, bthash, kind FROM reports WHERE client_id = :cid LIMIT 1")
+_SQL_VERSIONS: dict[int, _Sql] = {}
 
 
-def _sql_versions(rows: int) -> Any:
+def _sql_versions(rows: int) -> _Sql:
     """The upsert of *rows* distinct version tallies in one statement (cached per row count)."""
     stmt = _SQL_VERSIONS.get(rows)
     if stmt is None:
         values = ", ".join(f"(:bid, :d{i}, :v{i}, 1)" for i in range(rows))
-        stmt = _SQL_VERSIONS[rows] = text(
+        stmt = _SQL_VERSIONS[rows] = _Sql(
             f"INSERT INTO bucket_versions (bucket_id, dimension, value, count) VALUES {values} "
             "ON CONFLICT (bucket_id, dimension, value) DO UPDATE SET count = bucket_versions.count + 1")
     return stmt
+
+
+class _Cursor:
+    """A DBAPI cursor that runs :class:`_Sql` statements in its driver's parameter style."""
+
+    def __init__(self, cursor: Any, sqlite: bool) -> None:
+        self.cursor = cursor
+        self.sqlite = sqlite
+
+    def run(self, stmt: _Sql, params: dict[str, Any]) -> Any:
+        """Execute; returns the first row (or None)."""
+        self.cursor.execute(stmt.text_for(self.sqlite), params)
+        return self.cursor.fetchone() if self.cursor.description else None
+
+
+def find_existing(engine: Engine, sha256: str, client_id: str | None) -> tuple[int, int, str | None, str] | None:
+    """(id, bucket_id, bthash, kind) of the report with these bytes or this client id, if any."""
+    raw = engine.raw_connection()
+    try:
+        cur = _Cursor(raw.cursor(), is_sqlite(engine))
+        try:
+            row = cur.run(_SQL_EXISTING_ID if client_id else _SQL_EXISTING, {"sha": sha256, "cid": client_id})
+        finally:
+            cur.cursor.close()
+        raw.rollback()
+    finally:
+        raw.close()
+    return None if row is None else (int(row[0]), int(row[1]), row[2], str(row[3]))
 
 
 # SQLite has one writer at a time anyway: queueing this process's writers on a lock is cheaper
@@ -190,32 +235,39 @@ def record(engine: Engine, new: NewReport) -> Recorded:
 
 
 def _record(engine: Engine, new: NewReport) -> Recorded:
-    with engine.connect() as conn:
-        trans = conn.begin()
+    sqlite = is_sqlite(engine)
+    raw = engine.raw_connection()
+    try:
+        cur = _Cursor(raw.cursor(), sqlite)
         try:
-            bucket_id, count, representative = _upsert_bucket(conn, new)
-            report_id = _insert_report(conn, new, bucket_id)
-            if report_id is None:
-                trans.rollback()
-                return _existing(conn, new)
-            _count(conn, new, bucket_id, report_id, representative is None)
-            trans.commit()
+            if sqlite:
+                cur.cursor.execute("BEGIN IMMEDIATE")
+            bucket_id, count, representative = _upsert_bucket(cur, new)
+            report_id = _insert_report(cur, new, bucket_id)
+            if report_id is None:  # a repeat: nothing of this transaction stays, the count included
+                raw.rollback()
+                return _existing(cur, new)
+            _count(cur, new, bucket_id, report_id, representative is None)
+            raw.commit()
         except BaseException:
-            if trans.is_active:
-                trans.rollback()
+            raw.rollback()
             raise
+        finally:
+            cur.cursor.close()
+    finally:
+        raw.close()
     return Recorded(report_id, bucket_id, duplicate=False, known=count > 1)
 
 
-def _upsert_bucket(conn: Connection, new: NewReport) -> tuple[int, int, int | None]:
+def _upsert_bucket(cur: _Cursor, new: NewReport) -> tuple[int, int, int | None]:
     """Create the bucket or count one more report in it: (id, count now, representative)."""
-    row = conn.execute(_SQL_BUCKET, {"kind": new.kind, "duphash": new.duphash, "title": new.title[:1000],
-                                     "component": new.component, "executable": new.executable,
-                                     "crash_function": new.crash_function, "t": new.occurred_at}).one()
+    row = cur.run(_SQL_BUCKET, {"kind": new.kind, "duphash": new.duphash, "title": new.title[:1000],
+                                "component": new.component, "executable": new.executable,
+                                "crash_function": new.crash_function, "t": new.occurred_at})
     return int(row[0]), int(row[1]), None if row[2] is None else int(row[2])
 
 
-def _insert_report(conn: Connection, new: NewReport, bucket_id: int) -> int | None:
+def _insert_report(cur: _Cursor, new: NewReport, bucket_id: int) -> int | None:
     values = {
         "bucket_id": bucket_id, "source": new.source, "client_id": new.client_id, "content_hash": new.content_hash,
         "bthash": new.bthash, "duphash_sent": new.duphash_sent, "kind": new.kind, "host": _clip(new.host),
@@ -224,34 +276,34 @@ def _insert_report(conn: Connection, new: NewReport, bucket_id: int) -> int | No
         "architecture": _clip(new.architecture, 64), "os": new.os, "container": new.container,
         "token": _clip(new.token, 64), "blob_key": new.blob_key, "blob_size": new.blob_size,
         "archive_format": new.archive_format, "name": new.name, "elements": new.elements_json}
-    row = conn.execute(_SQL_REPORT, values).first()
+    row = cur.run(_SQL_REPORT, values)
     return None if row is None else int(row[0])
 
 
-def _existing(conn: Connection, new: NewReport) -> Recorded:
-    cond = reports.c.content_hash == new.content_hash
-    if new.client_id is not None:
-        cond = or_(cond, reports.c.client_id == new.client_id)
-    row = conn.execute(select(reports.c.id, reports.c.bucket_id).where(cond).limit(1)).first()
-    conn.rollback()
+def _existing(cur: _Cursor, new: NewReport) -> Recorded:
+    """The report that made *new* a repeat (read after the rollback)."""
+    stmt = _SQL_EXISTING_ID if new.client_id is not None else _SQL_EXISTING
+    row = cur.run(stmt, {"sha": new.content_hash, "cid": new.client_id})
+    if not cur.sqlite:
+        cur.cursor.connection.rollback()
     if row is None:  # pruned in between: as far as the client knows, it was stored once
         return Recorded(0, 0, duplicate=True, known=True)
-    return Recorded(int(row.id), int(row.bucket_id), duplicate=True, known=True)
+    return Recorded(int(row[0]), int(row[1]), duplicate=True, known=True)
 
 
-def _count(conn: Connection, new: NewReport, bucket_id: int, report_id: int, no_representative: bool) -> None:
+def _count(cur: _Cursor, new: NewReport, bucket_id: int, report_id: int, no_representative: bool) -> None:
     t = new.occurred_at
     host = _clip(new.host) or "unknown"
-    new_host = int(conn.execute(_SQL_HOST, {"bid": bucket_id, "host": host, "t": t}).scalar_one()) == 1
+    new_host = int(cur.run(_SQL_HOST, {"bid": bucket_id, "host": host, "t": t})[0]) == 1
     if new_host or no_representative:
-        conn.execute(_SQL_BUCKET_FIRSTS, {"bid": bucket_id, "rid": report_id, "new_host": int(new_host)})
-    conn.execute(_SQL_DAY, {"bid": bucket_id, "day": int(t // DAY)})
+        cur.run(_SQL_BUCKET_FIRSTS, {"bid": bucket_id, "rid": report_id, "new_host": int(new_host)})
+    cur.run(_SQL_DAY, {"bid": bucket_id, "day": int(t // DAY)})
     versions = sorted({(d, v[:MAX_VALUE]) for d, v in new.versions})
     if versions:
         params: dict[str, Any] = {"bid": bucket_id}
         for i, (dimension, value) in enumerate(versions):
             params[f"d{i}"], params[f"v{i}"] = dimension, value
-        conn.execute(_sql_versions(len(versions)), params)
+        cur.run(_sql_versions(len(versions)), params)
 
 
 def add_attachment(engine: Engine, bthash: str, kind: str, data: str, when: float,
