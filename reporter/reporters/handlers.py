@@ -16,13 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reporter.dumpdir import DumpDir
 from reporter.errors import ProblemDirError
 from reporter.outbox import Entry
 from reporter.reported_to import ReportResult
-from reporter.reporters.delivery import Outcome
+
+if TYPE_CHECKING:  # delivery imports requests: not for a reporter that has nothing to send
+    from reporter.reporters.delivery import Outcome
 
 Log = Callable[[str], None]
 

@@ -43,3 +43,26 @@ def test_post_create_uploads_and_sends_ureport(serve: Serve, fixtures_dir: Path,
     # not configured: nothing runs
     cfg.write_text("[report]\n")
     assert run_post_create(str(d), config=str(cfg)).skipped
+
+
+@pytest.mark.parametrize("module", ["reporter.reporters.upload", "reporter.reporters.ureport",
+                                    "reporter.reporters.sentry"])
+def test_an_unconfigured_reporter_stays_light(module: str, fixtures_dir: Path, tmp_path: Path) -> None:
+    """post-create runs all three reporters on every crash; one with no server exits without
+    loading an HTTP stack or sentry-sdk (each run costs the crash's own pipeline CPU)."""
+    import subprocess
+    import sys
+
+    code = ("import json, runpy, sys\n"
+            f"sys.argv = [{module!r}, '-d', {str(fixtures_dir / 'satyr-problem-dir')!r}, '--if-configured']\n"
+            "try:\n"
+            f"    runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('requests', 'urllib3', 'sentry_sdk', 'httpx'))))\n")
+    env = {**os.environ, "CRASHKIT_CONFIG": str(tmp_path / "none.toml"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == []
