@@ -111,16 +111,19 @@ class JournalFollower:
     """``journalctl -k _TRANSPORT=kernel -f -o json`` from the stored cursor of this boot.
 
     Entries whose ``_TRANSPORT`` is not ``kernel`` are dropped here too. A journal named by
-    ``extra_args`` is unauthenticated, as for :class:`~.sources.journal.JournalSource`.
+    ``extra_args`` is unauthenticated unless ``trusted``, as for
+    :class:`~.sources.journal.JournalSource`.
     """
 
     name = "journal"
 
     def __init__(self, journalctl: str = "journalctl", extra_args: tuple[str, ...] = (),
-                 boot_id_path: str = "/proc/sys/kernel/random/boot_id") -> None:
+                 boot_id_path: str = "/proc/sys/kernel/random/boot_id",
+                 trusted: bool | None = None) -> None:
         self.journalctl = journalctl
         self.extra_args = extra_args
-        self.unauthenticated = None if not extra_args else (
+        trusted = not extra_args if trusted is None else trusted
+        self.unauthenticated = None if trusted else (
             f"it was read from the journal given by {' '.join(extra_args)}, whose "
             f"{KERNEL_TRANSPORT} fields are whatever the writer of that journal put there")
         self.boot = read_boot_id(boot_id_path)

@@ -4,6 +4,7 @@ timeouts and bad arguments."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,61 @@ def test_watch_bad_arguments(tmp_path: Path, args: list[str], message: str) -> N
     res = subprocess.run([*CRASHKIT, "oops", "watch", "--spool", str(tmp_path), *args],
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+
+
+def _refusal_dirs(spool: Path) -> dict[str, tuple[str, str]]:
+    out = {}
+    for path in iter_problem_dirs(str(spool)):
+        with DumpDir.open(path, readonly=True) as dd:
+            if dd.load_text("kernel_refusal"):
+                out[dd.load_text("reason")] = (dd.load_text("count"), dd.load_text("counted_without_core"))
+    return out
+
+
+def test_watch_counts_kernel_refusals_from_a_trusted_journal_once(tmp_path: Path) -> None:
+    from test_sources_journal import make_journal  # sibling test helper
+
+    journal = tmp_path / "k.journal"
+    boot = read_boot_id() or "ab" * 16
+    make_journal(journal, [(boot, "coredump: 77(storm2): over core_pipe_limit, skipping core dump"),
+                           (boot, "coredump_pipe: 2 callbacks suppressed")])
+    spool = tmp_path / "spool"
+    forged = follow(JournalFollower(extra_args=("--file", str(journal))), str(spool), timeout=2,
+                    quiet=0.5, host=HOST)
+    assert forged.refusals == 0 and not _refusal_dirs(spool)
+    spool = tmp_path / "spool2"  # (the first spool's cursor is past these entries now)
+    trusted = follow(JournalFollower(extra_args=("--file", str(journal)), trusted=True), str(spool),
+                     timeout=3, quiet=0.5, host=HOST)
+    assert trusted.refusals == 3
+    assert _refusal_dirs(spool) == {
+        "storm2 killed (no core: the kernel refused it: over core_pipe_limit, skipping core dump)": ("1", "1"),
+        "unknown program killed (no core: the kernel refused it: refusals the kernel did not print)": ("2", "2"),
+    }
+    again = follow(JournalFollower(extra_args=("--file", str(journal)), trusted=True), str(spool),
+                   timeout=2, quiet=0.5, host=HOST)
+    assert again.refusals == 0
+
+
+def test_watch_counts_a_real_refusal_from_kmsg(tmp_path: Path) -> None:
+    """The kernel refuses a real crash (core_pipe_limit 1, a pipe helper that holds its slot)
+    while ``oops watch`` follows /dev/kmsg: the refused crash is counted."""
+    from testlib import core_pattern, require_core_pattern
+
+    _need_kmsg()
+    require_core_pattern()
+    spool = tmp_path / "spool"
+    collect([KmsgSource()], str(spool), host=HOST)  # the cursor moves to the end of the log
+    before = {reason: int(count) for reason, (count, _) in _refusal_dirs(spool).items()}
+    proc = _start_watch(spool, "--source", "kmsg", "--timeout", "8", "--json")
+    with core_pattern("|/bin/sleep 1", pipe_limit=1):
+        crashes = [subprocess.Popen(["/bin/sh", "-c", "ulimit -c unlimited; kill -SEGV $$"])
+                   for _ in range(2)]
+        for p in crashes:
+            p.wait(timeout=60)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    counted = json.loads(out)["sources"][0]["refusals"]
+    added = {reason: int(count) - before.get(reason, 0) for reason, (count, _) in _refusal_dirs(spool).items()}
+    sh = "sh killed (no core: the kernel refused it: over core_pipe_limit, skipping core dump)"
+    assert added.get(sh, 0) >= 1, (added, err)
+    assert counted == sum(added.values())
