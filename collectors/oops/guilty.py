@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from ahocorasick_rs import MATCHKIND_LEFTMOST_FIRST, BytesAhoCorasick
+
 from collectors.oops.headlines import STACK
 from collectors.oops.rustsym import demangle
 from collectors.oops.skiplist import SkipSet, compile_skips, skips, with_extra
@@ -207,26 +209,28 @@ _STOP_WORDS = ("Call Trace", "Call trace", "Allocated", "Freed", "backtrace", "B
                "status: ", "should_fail")
 
 
+_STOP_AUTOMATON = BytesAhoCorasick([w.encode() for w in _STOP_WORDS], matchkind=MATCHKIND_LEFTMOST_FIRST)
+
+
 def _skip_stack(lines: Sequence[str], at: int) -> tuple[int, bool]:
     """Pass the rest of a stack from ``lines[at]`` without reading its frames: ``(the index
-    after the line that ended it, False when that was a fault-injection frame)``."""
-    rest = "\n".join(lines[at:])
-    start = 0
-    while True:
-        hits = [i for i in (rest.find(w, start) for w in _STOP_WORDS) if i >= 0]
-        if not hits:
-            return len(lines), True
-        hit = min(hits)
-        index = at + rest.count("\n", 0, hit)
+    after the line that ended it, False when that was a fault-injection frame)``. The lines
+    holding a stop word are found in one automaton pass over them all (the words are ASCII,
+    so the UTF-8 bytes hold them where the text does; a line is one line in both)."""
+    rest = "\n".join(lines[at:]).encode("utf-8", "surrogatepass")
+    index, counted, done = at, 0, -1  # the line at byte `counted`; lines up to `done` were looked at
+    for _, hit, _ in _STOP_AUTOMATON.find_matches_as_indexes(rest):
+        index += rest.count(b"\n", counted, hit)
+        counted = hit
+        if index <= done:
+            continue
+        done = index
         line = lines[index]
         if CORRUPTED_LINE.search(line):
             return index + 1, False
         if _is_stack_start(line):
             return index + 1, True
-        nl = rest.find("\n", hit)
-        if nl < 0:
-            return len(lines), True
-        start = nl + 1
+    return len(lines), True
 
 
 def _read_stack(lines: Sequence[str], at: int, following: re.Pattern[str] | str | None, collected: list[str],
