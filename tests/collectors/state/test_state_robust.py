@@ -18,6 +18,7 @@ from statehelpers import fake_tool
 from collectors.state.base import Options
 from collectors.state.collect import collect_state
 from collectors.state.model import TECHS
+from collectors.state.plugins.libvirt import Libvirt
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -30,22 +31,25 @@ def _cli(*args: str, env: dict[str, str] | None = None, user: str | None = None)
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
-def test_a_hanging_tool_is_cut_at_its_timeout(tmp_path: Path) -> None:
+def test_a_hanging_tool_is_cut_at_its_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bindir = tmp_path / "bin"
     fake_tool(bindir, "virsh", "sleep 60\n")
+    fake_tool(bindir, "vzlist", "sleep 60\n")
+    monkeypatch.setattr(Libvirt, "use_binding", False)   # virsh, even where libvirt-python is
     start = time.monotonic()
-    result = collect_state(Options(libvirt_uri="test:///default", path=str(bindir), timeout=0.5),
-                           ["libvirt"])["libvirt"]
+    results = collect_state(Options(libvirt_uri="test:///default", path=str(bindir), timeout=0.5),
+                            ["libvirt", "openvz"])
     assert time.monotonic() - start < 5
-    assert (result.status, result.error) == ("error", "virsh: timed out after 0.5 s")
+    assert (results["libvirt"].status, results["libvirt"].error) == ("error", "virsh: timed out after 0.5 s")
+    assert (results["openvz"].status, results["openvz"].error) == ("error", "vzlist: timed out after 0.5 s")
     # the same through the command, with the fake tool first on PATH
     start = time.monotonic()
-    proc = _cli("--json", "--tech", "libvirt", "--libvirt-uri", "test:///default", "--timeout", "0.5",
+    proc = _cli("--json", "--tech", "openvz", "--timeout", "0.5",
                 env={"PATH": f"{bindir}:{os.environ['PATH']}"})
     assert time.monotonic() - start < 10
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["libvirt"] == {"status": "error", "instances": [],
-                                                  "error": "virsh: timed out after 0.5 s"}
+    assert json.loads(proc.stdout)["openvz"] == {"status": "error", "instances": [],
+                                                 "error": "vzlist: timed out after 0.5 s"}
 
 
 def test_malformed_json_from_a_tool_is_an_error(tmp_path: Path) -> None:
