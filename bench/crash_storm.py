@@ -17,7 +17,9 @@ install`` sets) against core_pipe_limit 16, the old default, whose refusals the 
 (rate-limited) instead of piping. systemd-coredump, when installed, is run the same way
 under ``systemd-socket-activate`` for comparison. Needs root; takes the tests' host-wide
 core_pattern lock and restores core_pattern and core_pipe_limit.
-Usage: bench/crash_storm.py [--storm at-once|spread|both] [--limits 0,16]
+``--light`` also times one shed crash (the hook's light path) against ``python -IS -c pass``.
+Usage: bench/crash_storm.py [--storm at-once|spread|both|none] [--limits 0,16]
+[--coredump-limits 16] [--light]
 """
 
 from __future__ import annotations
@@ -212,6 +214,54 @@ def coredump_storm(kind: str, programs: list[Path], pipe_limit: int) -> dict[str
             "rss": sampler.peak_rss, "pss": sampler.peak_pss, "procs": sampler.peak_procs}
 
 
+def light_path_timing(work: Path, runs: int = 15) -> None:
+    """Wall time of one shed crash (the light path: every slot and the fold lock held, the
+    program's core already kept, a 1 MiB core drained) against ``python -IS -c pass``, the
+    interpreter start it cannot do without; medians of *runs*, interleaved."""
+    import statistics
+
+    from collectors.corehook import gate, limits
+
+    base = Path(tempfile.mkdtemp(prefix="cks", dir="/tmp"))
+    base.chmod(0o755)
+    spool, paths = base / "spool", install.Paths(str(base))
+    spool.mkdir(mode=0o700)
+    Path(paths.hook_config).write_text(f'[hook]\nspool = "{spool}"\nmax_full_hooks = 1\n')
+    Path(paths.launcher).write_text(install.launcher_text(paths.hook_config))
+    Path(paths.launcher).chmod(0o755)
+    core = work / "core-1m"
+    core.write_bytes(os.urandom(1 << 20))
+    victim = subprocess.Popen(["sleep", "600"])
+    dfd = limits.open_state_dir(str(spool))
+    try:
+        (spool / "ccpp-kept").mkdir()
+        gate.mark_seen(str(spool), gate.program_key(0, os.readlink(f"/proc/{victim.pid}/exe"), 11),
+                       str(spool / "ccpp-kept"))
+        held = [limits.try_slot(dfd, gate.SLOT_PREFIX, 1), gate.try_lock(dfd, gate.FOLD_LOCK)]
+        argv = [str(paths.launcher), *[str(victim.pid)] * 4, "0", "0", "11", "0", "0", "1", "host", "sleep"]
+        bare, light = [], []
+        for _ in range(runs):
+            t0 = time.monotonic()
+            subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], check=True)
+            bare.append(time.monotonic() - t0)
+            with open(core, "rb") as stdin:
+                t0 = time.monotonic()
+                subprocess.run(argv, stdin=stdin, env={}, check=True)
+                light.append(time.monotonic() - t0)
+        counted = len(os.listdir(spool / gate.STATE_DIR / gate.SHED_DIR))
+        for fd in held:
+            if fd is not None:
+                os.close(fd)
+    finally:
+        os.close(dfd)
+        victim.kill()
+        victim.wait()
+        shutil.rmtree(base, ignore_errors=True)
+    b, li = statistics.median(bare), statistics.median(light)
+    print(f"light path: python -IS -c pass {b * 1e3:.1f} ms (baseline), a shed crash {li * 1e3:.1f} ms "
+          f"= {li / b:.2f}x (median of {runs}; {counted} of {runs} recorded)")
+
+
 def _num(row: dict[str, object], key: str) -> float:
     value = row[key]
     assert isinstance(value, (int, float)), key
@@ -229,7 +279,9 @@ def show(kind: str, row: dict[str, object]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--storm", choices=("at-once", "spread", "both"), default="both")
+    parser.add_argument("--storm", choices=("at-once", "spread", "both", "none"), default="both")
+    parser.add_argument("--light", action="store_true",
+                        help="also time one shed crash against the bare interpreter start")
     parser.add_argument("--limits", default="0,16", help="core_pipe_limit values for crashkit")
     parser.add_argument("--coredump-limits", default="16",
                         help="core_pipe_limit values for systemd-coredump (16: what Debian sets)")
@@ -237,11 +289,13 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (core_pattern)", file=sys.stderr)
         return 2
-    kinds = ("at-once", "spread") if args.storm == "both" else (args.storm,)
+    kinds = {"both": ("at-once", "spread"), "none": ()}.get(args.storm, (args.storm,))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        programs = build_programs(work, 50)
+        if args.light:
+            light_path_timing(work)
+        programs = build_programs(work, 50) if kinds else []
         for kind in kinds:
             for limit in (int(x) for x in args.limits.split(",")):
                 show(kind, crashkit_storm(kind, programs, limit, work))
