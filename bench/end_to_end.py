@@ -136,12 +136,19 @@ class Watch:
         return {stage: when - t0 for stage, when in self.seen.items()}
 
 
-def one_crash(exe: Path, mib: int, spool: Path, url: str) -> dict[str, float]:
-    """One crash through the installed hook; its stage times."""
+def one_crash(exe: Path, mib: int, spool: Path, url: str, hook_log: Path) -> dict[str, float]:
+    """One crash through the installed hook; its stage times. Returns once the hook's
+    post-create has finished (its last reporters run after the upload), so that the next
+    run starts on a quiet spool."""
     watch = Watch(spool, url, exe)
     t0, reaped = crash_sleeping_victim(exe, mib, 8)
     seen = watch.finish(t0)
     seen["reaped"] = reaped
+    deadline = time.monotonic() + WAIT
+    while watch.dir is not None and time.monotonic() < deadline:
+        if f"post-create on {watch.dir}:" in (_element(hook_log.parent, hook_log.name) or ""):
+            break
+        time.sleep(0.05)
     return seen
 
 
@@ -204,7 +211,7 @@ def main() -> int:
             with core_pattern(f"|{dd} of=/dev/null bs=1M", pipe_limit=16):
                 drains.append(crash_sleeping_victim(exe, opts.mib, 8)[1])
             with core_pattern(install.pattern_for(paths.launcher), pipe_limit=16):
-                runs.append(one_crash(exe, opts.mib, spool, srv.url))
+                runs.append(one_crash(exe, opts.mib, spool, srv.url, base / "hook.log"))
             if "reported" not in runs[-1]:
                 print("  not reported; hook log:", (base / "hook.log").read_text()[-1500:])
             for d in spool.iterdir():  # every run a first occurrence in the spool (no dedup)
