@@ -15,7 +15,7 @@ says (version, CPU/PID, frames, guilty function, title, hash) is read by
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -215,15 +215,16 @@ class _Scanner:
             self.windows = [w for w in self.windows if not w.done]
             self._finalize()
 
-    def offer_plain(self, run: list[tuple[int, str]], special: bool, questionable: bool = True) -> None:
-        """What :meth:`feed` does with each of ``run``'s ``(line number, text)`` lines while
-        no report is open, for lines with a printk timestamp, no caller id and nothing that
-        starts or ends a report (``_offer_run`` picks them): offer them to the title windows
-        (``special``, ``questionable``: see :meth:`TitleWindow.offer_plain`)."""
+    def offer_plain(self, linenos: Sequence[int], texts: Sequence[str], special: bool,
+                    questionable: bool = True) -> None:
+        """What :meth:`feed` does with each line ``texts[i]`` (line number ``linenos[i]``)
+        while no report is open, for lines with a printk timestamp, no caller id and nothing
+        that starts or ends a report (``_offer_run`` picks them): offer them to the title
+        windows (``special``, ``questionable``: see :meth:`TitleWindow.offer_plain`)."""
         last = 0
         for w in self.windows:
-            closed = w.offer_plain(run, special, questionable)
-            last = max(last, run[-1][0] if closed is None else closed)
+            closed = w.offer_plain(linenos, texts, special, questionable)
+            last = max(last, linenos[-1] if closed is None else closed)
         self.lineno = last  # the last line fed: after it every window was done
         if any(w.done for w in self.windows):
             self.windows = [w for w in self.windows if not w.done]
@@ -536,7 +537,9 @@ _RUN_BYTES = 16 << 10  # decoded at a time for the title windows (they take at m
 # neither a caller id, a nested prefix nor (below) a console login prompt or a boot line.
 _PLAIN = re.compile(r"\[ *+\d++\.\d++\] ?(?![\[<*])")
 _BOOT_STARTS = ("Command line: ", "Kernel command line: ", "Booting ", "-- ")
-_PLAIN_LINE = re.compile(r"^\[ *+\d++\.\d++\] ?(?![\[<*])(.*)$", re.M)
+# The same, for a whole stretch at once: the message, "" when it is blank (the scanner ignores
+# a blank line; "[^\S\n]" is any blank but the line's end).
+_PLAIN_LINE = re.compile(r"^\[ *+\d++\.\d++\] ?(?![\[<*])(.*\S.*|[^\S\n]*+)$", re.M)
 
 
 def _offer_run(sc: _Scanner, block: bytes, pos: int, stop: int, lineno: int) -> tuple[int, int]:
@@ -553,32 +556,38 @@ def _offer_run(sc: _Scanner, block: bytes, pos: int, stop: int, lineno: int) -> 
     chunk = block[pos:cut]
     raws = chunk.split(b"\n")
     raws.pop()  # the chunk ends with a newline
-    if b"\r" in chunk or b" login: " in chunk or max(map(len, raws)) > MAX_LINE_CHARS:
+    found = chunk_words(chunk)
+    if "\r" in found or " login: " in found or max(map(len, raws)) > MAX_LINE_CHARS:
         for raw in raws:
             lineno += 1
             if sc.windows and not sc.open:
                 sc.feed(lineno, raw[:MAX_LINE_CHARS].decode("utf-8", "replace"), False)
         return cut, lineno
-    found = chunk_words(chunk)
     special = bool(found & WINDOW_WORDS)
     text = chunk.decode("utf-8", "replace")
-    lines = text.split("\n")
-    lines.pop()
+    count = len(raws)
     if not found & BOOT_WORDS:
         msgs = _PLAIN_LINE.findall(text)
-        if len(msgs) == len(lines):  # all plain, the common case: hand them over at once
-            plain = [(i, msg) for i, msg in enumerate(msgs, lineno + 1) if msg.strip()]
-            if plain:
-                sc.offer_plain(plain, special, bool(found & QUESTIONABLE_WORDS))
-            return cut, lineno + len(lines)
+        if len(msgs) == count:  # all plain, the common case: hand them over at once
+            questionable = bool(found & QUESTIONABLE_WORDS)
+            if "" not in msgs:
+                sc.offer_plain(range(lineno + 1, lineno + 1 + count), msgs, special, questionable)
+            else:
+                keep = [i for i, msg in enumerate(msgs) if msg]
+                if keep:
+                    sc.offer_plain([lineno + 1 + i for i in keep], [msgs[i] for i in keep], special, questionable)
+            return cut, lineno + count
+    lines = text.split("\n")
+    lines.pop()
     _offer_mixed(sc, lines, lineno, special)
-    return cut, lineno + len(lines)
+    return cut, lineno + count
 
 
 def _offer_mixed(sc: _Scanner, lines: list[str], lineno: int, special: bool) -> None:
     """:func:`_offer_run` for lines of which some are not plain: runs of plain ones go to
     the windows together, the others through :meth:`_Scanner.feed`, until no window is open."""
-    run: list[tuple[int, str]] = []
+    numbers: list[int] = []
+    run: list[str] = []
     for i, line in enumerate(lines, lineno + 1):
         m = _PLAIN.match(line)
         if m is not None:
@@ -587,15 +596,16 @@ def _offer_mixed(sc: _Scanner, lines: list[str], lineno: int, special: bool) -> 
             if not stripped:
                 continue  # the scanner ignores an empty line altogether
             if not stripped.startswith(_BOOT_STARTS):
-                run.append((i, msg))
+                numbers.append(i)
+                run.append(msg)
                 continue
         if run:
-            sc.offer_plain(run, special)
-            run = []
+            sc.offer_plain(numbers, run, special)
+            numbers, run = [], []
             if not sc.windows:
                 return  # idle again: the rest holds no anchor
         sc.feed(i, line, False)
         if not sc.windows:
             return
     if run:
-        sc.offer_plain(run, special)
+        sc.offer_plain(numbers, run, special)

@@ -54,9 +54,11 @@ def anchor_lines(block: bytes) -> list[int]:
 # _offer_run): what a title window treats specially, a boot line's start (one of these is in
 # every line kinds.BOOT_RE matches that holds no anchor), a questionable frame marker.
 WINDOW_WORDS = frozenset(SPECIAL_WORDS)
-BOOT_WORDS = frozenset(("Command line: ", "Booting ", "-- "))
+BOOT_WORDS = frozenset(("Command line: ", "command line: ", "Booting ", "-- "))
 QUESTIONABLE_WORDS = frozenset((" ? ", " (unreliable)"))
-_CHUNK_WORDS = sorted(WINDOW_WORDS | BOOT_WORDS | QUESTIONABLE_WORDS)
+# ... and what a plain line cannot hold: a carriage return, a console login prompt.
+ODD_WORDS = frozenset(("\r", " login: "))
+_CHUNK_WORDS = sorted(WINDOW_WORDS | BOOT_WORDS | QUESTIONABLE_WORDS | ODD_WORDS)
 _CHUNK_AUTOMATON = BytesAhoCorasick([w.encode() for w in _CHUNK_WORDS])  # overlapping-safe: all matches
 
 

@@ -21,6 +21,7 @@ frames. A report that starts with a line of its own ("list_del corruption.",
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 WINDOW_LINES = 400
 WINDOW_INPUT = 20000
@@ -95,26 +96,30 @@ class TitleWindow:
         if len(self.lines) >= WINDOW_LINES:
             self.done = True
 
-    def offer_plain(self, run: list[tuple[int, str]], special: bool, questionable: bool = True) -> int | None:
-        """:meth:`offer` of each ``(line number, text)`` of ``run``: lines with a printk
-        timestamp, no caller id, no headline (``special``: some may hold a :data:`SPECIAL_WORDS`
-        text; ``questionable``: some may hold " ? " or " (unreliable)"). Returns the line
-        number at which the window closed, None if it is still open."""
-        if special or run[-1][0] - self.start > WINDOW_INPUT:
-            for lineno, text in run:
+    def offer_plain(self, linenos: Sequence[int], texts: Sequence[str], special: bool,
+                    questionable: bool = True) -> int | None:
+        """:meth:`offer` of each line ``texts[i]`` (line number ``linenos[i]``): lines with a
+        printk timestamp, no caller id, no headline (``special``: some may hold a
+        :data:`SPECIAL_WORDS` text; ``questionable``: some may hold " ? " or " (unreliable)").
+        Returns the line number at which the window closed, None if it is still open."""
+        if special or linenos[-1] - self.start > WINDOW_INPUT:
+            for lineno, text in zip(linenos, texts):
                 self.offer(lineno, text, None, True, False)
                 if self.done:
                     return lineno
             return None
         if self.key is not None or not self._stamped:
             return None  # another caller's lines, or timestamped ones where the headline had none
-        taken = run if not questionable else [
-            (n, t) for n, t in run if "<EOI>" in t or (" ? " not in t and not t.endswith(" (unreliable)"))]
-        self._seen += len(taken)
+        if questionable:
+            keep = [i for i, t in enumerate(texts)
+                    if "<EOI>" in t or (" ? " not in t and not t.endswith(" (unreliable)"))]
+            texts = [texts[i] for i in keep]
+            linenos = [linenos[i] for i in keep]
+        self._seen += len(texts)
         room = WINDOW_LINES - len(self.lines)
-        if len(taken) < room:
-            self.lines.extend(t for _, t in taken)
+        if len(texts) < room:
+            self.lines.extend(texts)
             return None
-        self.lines.extend(t for _, t in taken[:room])
+        self.lines.extend(texts[:room])
         self.done = True
-        return taken[room - 1][0]
+        return linenos[room - 1]

@@ -34,6 +34,11 @@ NOISE = [
     "[{t:12.6f}] ",
     "[{t:12.6f}] -- more text -- {n}",
     "[{t:12.6f}] Command line: root=/dev/sda1 quiet",
+    "[{t:12.6f}] Kernel command line: BOOT_IMAGE=/vmlinuz root=/dev/sda1",
+    "[{t:12.6f}] Booting paravirtualized kernel on KVM",
+    "[{t:12.6f}] \t ",
+    "[{t:12.6f}] text with a carriage return {n}\r",
+    "[{t:12.6f}] {long}",
     "[{t:12.6f}] vmalloc: allocation failure: {n} bytes",
     "[{t:12.6f}]  frame_like_name+0x10/0x20",
     "[{t:12.6f}] caf\u00e9 \u2028 text {n}",
@@ -68,7 +73,7 @@ def _log(seed: int, lines: int = 6000) -> str:
             stamp = rnd.random() < 0.8
             out += [f"[{t:12.6f}] {ln}" if stamp else ln for ln in rnd.choice(reports)]
         else:
-            out.append(rnd.choice(NOISE).format(t=t, n=rnd.randint(1, 99999)))
+            out.append(rnd.choice(NOISE).format(t=t, n=rnd.randint(1, 99999), long="y" * rnd.choice((10, 5000))))
     return "\n".join(out) + "\n"
 
 
