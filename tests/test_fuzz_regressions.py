@@ -50,6 +50,7 @@ def test_aranges_set_shorter_than_its_header(data: bytes) -> None:
     assert len(starts) == len(ends)
 
 
+@pytest.mark.slow
 def test_pstore_decompression_bomb_is_bounded() -> None:
     """fuzz_pstore_records: a 256 MiB run of zeros deflates to ~250 KiB, well inside the 16 MiB
     a pstore file is read up to; inflating it must stop at MAX_RECORD_BYTES."""

@@ -34,6 +34,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz-work")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", HARNESSES)
 def test_harness_runs(harness: str, work: Path) -> None:
     env = dict(os.environ, CRASHKIT_FUZZ_WORK=str(work))

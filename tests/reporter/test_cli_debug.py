@@ -91,6 +91,7 @@ def gdb_frames(out: str) -> list[str]:
     return names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ck-min", "ck-minz", "ck-full", "ck-fullz"])
 def test_gdb_shows_the_crash_thread(hook: HookEnv, name: str, tmp_path: Path) -> None:
     need_gdb()

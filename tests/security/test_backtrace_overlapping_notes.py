@@ -128,6 +128,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], int, str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_note_floods_are_bounded(tmp_path: Path, case: str) -> None:
     build, status, said = CASES[case]

@@ -40,6 +40,9 @@ sys.path.insert(0, str(REPO / "tests" / "collectors" / "corehook"))
 import elfwriter  # noqa: E402
 from hookenv import HookEnv, element, hook_fixture  # noqa: E402,F401 - fixture hook
 
+# every test minimizes 65,530-mapping cores or waits out an analysis budget: seconds each
+pytestmark = pytest.mark.slow
+
 MAP_MANY = Path(__file__).resolve().parent / "data" / "map_many.c"
 BOUND = 10.0                    # seconds; the old code took 266 s (minutes on every variant)
 MIN_MAPPINGS = 65_000           # what vm.max_map_count = 65530 leaves to the mapped file

@@ -213,6 +213,7 @@ def write_kmsg(lines: list[str]) -> None:
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_kmsg_reports_are_not_marked(tmp_path: Path) -> None:
     """Leaves one small synthetic oops (named after this test) in the host's kernel log."""
     func = unique("kmsg_trusted")
@@ -224,6 +225,7 @@ def test_kmsg_reports_are_not_marked(tmp_path: Path) -> None:
     assert_kernel_sourced(elements)
 
 
+@pytest.mark.slow
 def test_a_forged_copy_neither_hides_nor_joins_the_kernels_report(tmp_path: Path) -> None:
     """The same oops forged into syslog first and then printed by the kernel: the kernel's copy
     still gets its own reportable directory; a later forgery with the same hash bumps only the

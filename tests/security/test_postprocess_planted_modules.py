@@ -135,6 +135,7 @@ def hook() -> Iterator[HookEnv]:
     env.cleanup()
 
 
+@pytest.mark.slow
 def test_planted_modules_never_run_in_postprocessing(hook: HookEnv, programs: Programs,
                                                      listener: Listener, tmp_path: Path) -> None:
     root = tmp_path / "tree"

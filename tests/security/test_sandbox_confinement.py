@@ -49,6 +49,7 @@ def test_the_child_cannot_fork() -> None:
     assert "BlockingIOError" in result.error or "Resource temporarily unavailable" in result.error
 
 
+@pytest.mark.slow
 @needs_root
 def test_the_child_cannot_reach_the_hosts_loopback() -> None:
     server = socket.create_server(("127.0.0.1", 0))
@@ -90,6 +91,7 @@ def test_the_child_runs_as_nobody_without_privileges() -> None:
     assert result.value == {"uid": ["65534"] * 4, "cap": "0000000000000000", "nnp": "1"}
 
 
+@pytest.mark.slow
 def test_a_stuck_child_is_killed_with_its_group_at_the_deadline() -> None:
     def job() -> dict[str, object]:
         import signal

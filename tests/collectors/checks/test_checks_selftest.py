@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corehook"))
 
 from testlib import core_pattern  # noqa: E402
@@ -27,6 +29,7 @@ def _self_test(hook: HookEnv, deadline: float) -> tuple[str, str, tuple[str, ...
     return rec.status, rec.result.summary, rec.result.evidence, time.monotonic() - start
 
 
+@pytest.mark.slow
 def test_self_test_passes_with_a_working_hook(hook: HookEnv) -> None:
     hook.configure(postprocess=True)
     status, summary, evidence, _ = _self_test(hook, 90)
@@ -38,6 +41,7 @@ def test_self_test_passes_with_a_working_hook(hook: HookEnv) -> None:
     assert "crashkit-selftest" in hook.log_text()
 
 
+@pytest.mark.slow
 def test_self_test_fails_without_post_processing(hook: HookEnv) -> None:
     hook.configure(postprocess=False)
     status, summary, evidence, took = _self_test(hook, 4)

@@ -93,6 +93,7 @@ def test_problem_directories(run: dict[str, Any]) -> None:
     assert not any("shadow" in name for name in members)
 
 
+@pytest.mark.slow
 def test_report_in_a_browser(run: dict[str, Any], tmp_path: Path) -> None:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip("Debian's chromium is not installed (.ci/deps installs it)")

@@ -10,6 +10,7 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
 from diaghelpers import PEM, add_hostile_dir, crashkit, manifest, read_bundle
 
 from collectors.diagnose.clean import Cleaner, learn_names, redact_private_keys
@@ -45,6 +46,7 @@ def test_every_kind_is_replaced_consistently() -> None:
     assert c.clean(TEXT).decode() == out          # the mapping is stable
 
 
+@pytest.mark.slow
 def test_chunks_and_threads_share_one_mapping() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
