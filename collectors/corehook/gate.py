@@ -12,7 +12,7 @@ and ``time`` (a Python process at ~9 MiB RSS, most of it the shared interpreter)
    ``<spool>/.crashkit-hook/hook-run.N``; held, the full hook runs in this process
    (:func:`admit` returns the descriptor);
 3. the first crash of a program that has no core kept yet (no ``seen/<key>`` marker naming
-   an existing directory) waits up to 2 s for a slot if none is free: one hook per program
+   an existing directory) waits up to 5 s for a slot if none is free: one hook per program
    bucket, :data:`MAX_WAITERS` in all; while one waits, the other crashes leave the slots to
    it, and the program's other crashes shed at once while its first capture runs;
 4. otherwise sheds: records what the crash signature and the count need from ``/proc/PID``
@@ -51,7 +51,9 @@ RECORD_SUFFIX = ".rec"
 MAX_WAITERS = 16
 FIRST_BUCKETS = 1024
 WAITING = "hook-waiting"
-FIRST_CRASH_WAIT = 2.0
+#: Seconds the first crash of a program waits for a slot (its core is the one worth keeping);
+#: in the storms measured a full capture took up to ~1 s of the 2-core VM, so 2 s lost a few.
+FIRST_CRASH_WAIT = 5.0
 _POLL = 0.05
 DEFAULT_SPOOL = "/var/spool/crashkit"
 DEFAULT_FULL_HOOKS = 8

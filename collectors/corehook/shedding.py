@@ -59,7 +59,7 @@ def acquire_full_slot(spool: str, slots: int) -> int | None:
 
 #: Seconds the first crash of a program waits for a full-capture slot before it is shed: its
 #: core is the one worth keeping (later occurrences count into its directory).
-FIRST_CRASH_WAIT = 2.0
+FIRST_CRASH_WAIT = gate.FIRST_CRASH_WAIT
 _POLL = 0.05
 
 

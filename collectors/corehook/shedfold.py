@@ -110,12 +110,39 @@ def fold(cfg: HookConfig, state_fd: int, names: list[str]) -> int:
     return counted
 
 
+def sweep_unfinished(state_fd: int, now: float | None = None, min_age: float = 60.0) -> list[str]:
+    """Remove the temporary records of shedding hooks that died while writing one (a record
+    is renamed into place whole, so one still unnamed after *min_age* seconds is orphaned)."""
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        sfd = os.open(gate.SHED_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      dir_fd=state_fd)
+    except FileNotFoundError:
+        return removed
+    try:
+        for name in os.listdir(sfd):
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            try:
+                if now - os.stat(name, dir_fd=sfd, follow_symlinks=False).st_mtime >= min_age:
+                    os.unlink(name, dir_fd=sfd)
+                    removed.append(name)
+            except FileNotFoundError:
+                continue
+    finally:
+        os.close(sfd)
+    return removed
+
+
 def fold_while_pending(config: str, state_fd: int, lock: int) -> None:
     """Fold records while there are any (holding *lock*, ``shed-fold.lock``), then let go and
     look once more: a record written while the lock was held, by a hook that therefore did
     not fold it, is folded by this folder or by a hook that finds the lock free."""
     cfg = load_config(config)
     hooklog.setup(cfg.log_file)
+    for name in sweep_unfinished(state_fd):
+        hooklog.log(f"removed the unfinished shed record {name}")
     deadline = time.monotonic() + FOLD_BUDGET
     held: int | None = lock
     while held is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 import pytest
 
 from testlib import REPO
@@ -81,3 +82,48 @@ def test_the_light_path_imports_next_to_nothing(statement: str) -> None:
     assert ours <= {"collectors", "collectors.corehook", "collectors.corehook.gate",
                     "collectors.corehook.hook"}
     assert not HEAVY & loaded
+
+
+def test_records_fold_into_counts_and_unfinished_ones_are_swept(tmp_path: Path) -> None:
+    """Two shed records of one program (a live process's /proc, read as a light hook reads
+    it) fold into one minimal directory counting both; an orphaned temporary record older
+    than a minute is removed, a young one left."""
+    import os
+    import time
+
+    from collectors.corehook import shedfold
+    from reporter.dumpdir import DumpDir, iter_problem_dirs
+
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    config = tmp_path / "hook.toml"
+    config.write_text(f'[hook]\nspool = "{spool}"\npostprocess = false\n')
+    state_fd = gate.open_state(str(spool))
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        pid, now = victim.pid, int(time.time())
+        fields = gate.light_snapshot(pid)
+        exe = os.readlink(f"/proc/{pid}/exe")
+        words = [str(pid), str(pid), str(pid), str(pid), "0", "0", "11", str(now), "0", "1", "host", "sleep"]
+        for n in range(2):
+            record = {"argv": "\0".join(words).encode(), "slots": b"8", **fields}
+            gate.write_record(state_fd, record, now + n, pid)
+        shed = spool / gate.STATE_DIR / gate.SHED_DIR
+        old, young = shed / ".old.rec.tmp", shed / ".young.rec.tmp"
+        old.write_bytes(b"argv")
+        young.write_bytes(b"argv")
+        os.utime(old, (now - 120, now - 120))
+        lock = gate.try_lock(state_fd, gate.FOLD_LOCK)
+        assert lock is not None
+        shedfold.fold_while_pending(str(config), state_fd, lock)
+        assert gate.pending_records(state_fd) == []
+        assert not old.exists() and young.exists()
+    finally:
+        os.close(state_fd)
+        victim.kill()
+        victim.wait()
+    [path] = list(iter_problem_dirs(str(spool)))
+    with DumpDir.open(path, readonly=True) as dd:
+        assert dd.load_text("count") == "2" and dd.load_text("counted_without_core") == "2"
+        assert dd.load_text("executable") == exe
+        assert dd.load_text("reason").endswith("(no core: load shedding, 8 hooks already capturing)")
