@@ -103,7 +103,7 @@ class TitleWindow:
         :data:`SPECIAL_WORDS` text; ``questionable``: some may hold " ? " or " (unreliable)").
         Returns the line number at which the window closed, None if it is still open."""
         if special or linenos[-1] - self.start > WINDOW_INPUT:
-            for lineno, text in zip(linenos, texts):
+            for lineno, text in zip(linenos, texts, strict=True):
                 self.offer(lineno, text, None, True, False)
                 if self.done:
                     return lineno
