@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from reporter.server.config import CONFIG_ENV, DEFAULT_DATA, Limits, Retention, ServerConfig
+from reporter.server.config import DEFAULT_DATA, Limits, Retention, ServerConfig
 from reporter.server.errors import ConfigError
 
 log = logging.getLogger("crashkit.serve")
@@ -76,6 +76,6 @@ def serve(config: ServerConfig) -> int:
 
         uvicorn.run(asgi_app(config), **common)  # type: ignore[arg-type]
         return 0
-    os.environ[CONFIG_ENV] = config.to_json()
-    uvicorn.run("reporter.server.app:app_from_env", factory=True, workers=config.workers, **common)  # type: ignore[arg-type]
-    return 0
+    from reporter.server.workers import Supervisor
+
+    return Supervisor(config, common).run()

@@ -8,6 +8,11 @@ Blobs: one S3 bucket on moto's standalone server (an emulator, started here on 1
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from srv_helpers import Serve, ccpp_elements, free_port, make_archive, upload
+from srv_helpers import REPO, Serve, ccpp_elements, free_port, make_archive, upload
 
 TOKEN = "fleet"
 BUCKETS = 8
@@ -117,19 +122,58 @@ def test_two_workers_one_database_one_blob_store(db_url: str, s3: dict[str, str]
 
 
 def test_workers_option(tmp_path: Path) -> None:
-    """``--workers 2``: uvicorn's supervisor with two processes serving one SQLite database."""
+    """``--workers 2`` on one SQLite database: 32 clients connecting at once reach both workers
+    (one SO_REUSEPORT socket each), the counts are exact, SIGHUP reaches every worker."""
     server = Serve(tmp_path / "data", workers=2, extra=["--rate-limit", "0"])
     try:
+        clients = [httpx.Client(timeout=60) for _ in range(32)]
+        try:
+            with ThreadPoolExecutor(32) as pool:
+                replies = list(pool.map(lambda i: upload(clients[i], server.url, make_archive(
+                    ccpp_elements(1, unique=str(i))), token=server.token), range(32)))
+            assert {r.status_code for r in replies} == {201} and len({r.json()["id"] for r in replies}) == 32
+            workers = Counter(line.split('worker="')[1].split('"')[0] for c in clients
+                              for line in c.get(f"{server.url}/metrics").text.splitlines()
+                              if line.startswith("crashkit_uploads_total"))
+            assert len(workers) == 2, workers
+        finally:
+            for c in clients:
+                c.close()
         with httpx.Client(timeout=60) as client:
-            ids = {upload(client, server.url, make_archive(ccpp_elements(1, unique=str(i))), token=server.token).json()["id"]
-                   for i in range(20)}
-            assert len(ids) == 20
-            assert client.get(f"{server.url}/api/v1/buckets").json()["buckets"][0]["count"] == 20
-            pids = {line.split('worker="')[1].split('"')[0] for _ in range(20)
-                    for line in client.get(f"{server.url}/metrics").text.splitlines()
-                    if line.startswith("crashkit_uploads_total")}
-            assert len(pids) >= 1
+            assert client.get(f"{server.url}/api/v1/buckets").json()["buckets"][0]["count"] == 32
+        # a token rotated in place (same size and mtime): only the forwarded SIGHUP can tell
+        path = tmp_path / "data" / "upload-tokens"
+        old, before = server.token, path.stat()
+        new = "W" * len(old)
+        content = path.read_text().replace(old, new)
+        with open(path, "r+") as f:
+            f.write(content)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while True:  # fresh connections land on both workers: every one must know the new token
+            codes = {_fresh_upload(server, make_archive(ccpp_elements(2, unique=f"h{i}")), new) for i in range(16)}
+            if codes == {201}:
+                break
+            assert time.monotonic() < deadline, codes
+            time.sleep(0.3)
+        assert server.alive()
     finally:
         server.stop()
 
 
+def _fresh_upload(server: Serve, archive: bytes, token: str) -> int:
+    """The status of one upload on a new connection."""
+    with httpx.Client(timeout=60) as c:
+        return upload(c, server.url, archive, token=token).status_code
+
+
+def test_workers_port_taken_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "collectors.cli", "serve", "--workers", "2", "--port", str(port),
+                              "--data", str(tmp_path / "data")], capture_output=True, text=True, timeout=60,
+                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode != 0 and f"127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr, out.stderr
