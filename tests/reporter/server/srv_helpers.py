@@ -104,6 +104,18 @@ def first_token(path: Path) -> str:
     raise ValueError(f"{path} has no token")
 
 
+def rotate_in_place(path: Path, old: str, fill: str) -> str:
+    """Replace token *old* in a token file by a new one of the same length, keeping the inode,
+    size and mtime, so that only a SIGHUP (not the change check) makes the server see it."""
+    before = path.stat()
+    new = fill * len(old)
+    content = path.read_text().replace(old, new)
+    with open(path, "r+") as f:
+        f.write(content)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return new
+
+
 class Serve:
     """``crashkit serve`` in a subprocess on a free port; stop with :meth:`stop`."""
 

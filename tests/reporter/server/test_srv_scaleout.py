@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from srv_helpers import REPO, Serve, ccpp_elements, free_port, make_archive, upload
+from srv_helpers import REPO, Serve, ccpp_elements, free_port, make_archive, rotate_in_place, upload
 
 TOKEN = "fleet"
 BUCKETS = 8
@@ -142,13 +142,7 @@ def test_workers_option(tmp_path: Path) -> None:
         with httpx.Client(timeout=60) as client:
             assert client.get(f"{server.url}/api/v1/buckets").json()["buckets"][0]["count"] == 32
         # a token rotated in place (same size and mtime): only the forwarded SIGHUP can tell
-        path = tmp_path / "data" / "upload-tokens"
-        old, before = server.token, path.stat()
-        new = "W" * len(old)
-        content = path.read_text().replace(old, new)
-        with open(path, "r+") as f:
-            f.write(content)
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        new = rotate_in_place(tmp_path / "data" / "upload-tokens", server.token, "W")
         server.signal(signal.SIGHUP)
         deadline = time.monotonic() + 15
         while True:  # fresh connections land on both workers: every one must know the new token

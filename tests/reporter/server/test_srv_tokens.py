@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
-from srv_helpers import REPO, Serve, ccpp_elements, free_port, make_archive, upload
+from srv_helpers import REPO, Serve, ccpp_elements, free_port, make_archive, rotate_in_place, upload
 
 
 def _archive(tag: str) -> bytes:
@@ -50,13 +50,8 @@ def test_sighup_rereads_a_rotated_token(tmp_path: Path) -> None:
     """The token is rotated in place with the same size and mtime, so only SIGHUP can tell."""
     server = Serve(tmp_path / "data", extra=["--rate-limit", "0"])
     try:
-        path = tmp_path / "data" / "upload-tokens"
-        old, before = server.token, path.stat()
-        new = "N" * len(old)
-        content = path.read_text().replace(old, new)
-        with open(path, "r+") as f:  # same inode, same size
-            f.write(content)
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        old = server.token
+        new = rotate_in_place(tmp_path / "data" / "upload-tokens", old, "N")
         with httpx.Client(timeout=60) as c:
             time.sleep(1.2)  # past the once-a-second change check: the stamp is unchanged
             assert upload(c, server.url, _archive("old"), token=old).status_code == 201
