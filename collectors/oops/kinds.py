@@ -127,8 +127,8 @@ _TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
     (re.compile(r"BUG: "), "bug", False, False),
 ]
 
-# Cheap substrings: a line can only match _TABLE if it contains one of these (checked
-# over whole blocks first, which is what makes scanning a large log fast).
+# Cheap substrings: a line can only match _TABLE if it contains one of these (found in whole
+# blocks at once by collectors.oops.prefilter, which is what makes scanning a large log fast).
 ANCHORS: tuple[str, ...] = (
     "BUG", "WARNING:", "INFO:", "Oops", "protection fault", "nable to handle", "Kernel panic",
     "achine check", "achine Check", "ouble fault", "divide error", "divide_error", "invalid opcode", "UBSAN:",
@@ -139,7 +139,6 @@ ANCHORS: tuple[str, ...] = (
     "VFS: ", "Unhandled fault:", "Alignment trap:", "trusty: panic", "fatal error:", "SYZFAIL:", "SYZFATAL:",
     "panic:",
 ) + tuple(h.literal for h in HEADERS)
-ANCHOR_RE = re.compile("|".join(re.escape(a) for a in ANCHORS))
 
 # Reboot / new boot: whatever report was open was cut off.
 BOOT_RE = re.compile(

@@ -28,7 +28,7 @@ _AUTOMATON = BytesAhoCorasick([w.encode() for w in _minimal(ANCHORS)], matchkind
 
 
 def has_anchor(text: str) -> bool:
-    """Does ``text`` hold one of the anchors (what ``kinds.ANCHOR_RE.search`` finds)? The
+    """Does ``text`` hold one of the anchors (:data:`collectors.oops.kinds.ANCHORS`)? The
     anchors are ASCII, and UTF-8 (lone surrogates passed through) encodes no other character
     with an ASCII byte, so the bytes automaton answers for the text."""
     return bool(_AUTOMATON.find_matches_as_indexes(text.encode("utf-8", "surrogatepass")))

@@ -107,3 +107,17 @@ def test_chunk_words():
     assert chunk_words(b"[ 1.0] Booting Linux on physical CPU\n[ 1.1] x (unreliable)\n") == {"Booting ", " (unreliable)"}
     assert chunk_words(b"[ 1.0] Sending NMI from CPU 0 to CPUs 1:\n") == {"Sending NMI from CPU"}
     assert chunk_words(b"nothing to see\n") == set()
+
+
+def test_has_anchor_is_any_anchor_substring():
+    """The automaton answers what a plain substring test over kinds.ANCHORS answers, on every
+    line (and pieces of lines) of the ABRT example logs."""
+    from collectors.oops.kinds import ANCHORS
+
+    checked = 0
+    for path in sorted((FIXTURES / "abrt-oops").iterdir()):
+        for line in path.read_text(errors="replace").splitlines():
+            for piece in (line, line[3:40], line[len(line) // 2:]):
+                assert has_anchor(piece) == any(a in piece for a in ANCHORS), piece
+                checked += 1
+    assert checked > 1000
