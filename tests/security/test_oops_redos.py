@@ -340,12 +340,7 @@ def _show(text: Any) -> str:
     return f"{text[:50]!r}... ({len(text)} chars)"
 
 
-#: Regexes whose check takes seconds (the start markers' one big alternation): `slow`.
-SLOW_REGEXES = {"collectors.oops.kinds.ANCHOR_RE"}
-
-
-@pytest.mark.parametrize("where", [pytest.param(w, marks=pytest.mark.slow) if w in SLOW_REGEXES else w
-                                   for w in sorted(package_regexes())])
+@pytest.mark.parametrize("where", sorted(package_regexes()))
 def test_every_regex_is_linear_on_its_own_literals(where: str) -> None:
     """match() and search() of each regex stay under 2.5 ms at the 4,096-character cap, and grow
     linearly, on adversarial repetitions of the regex's own parts."""
