@@ -1,4 +1,4 @@
-"""Kerneloops problem directories, as ABRT's abrt-dump-oops writes them (formats/libreport.md §5.5).
+"""Kerneloops problem directories, as ABRT's abrt-dump-oops writes them (docs/formats/libreport.md §5.5).
 
 One directory per distinct report, named ``oops-<local date>-<pid>-<index>``, with
 ``type=Kerneloops``, ``analyzer=abrt-oops``, ``backtrace`` (the report text), ``kernel``,
