@@ -21,9 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from coripper.errors import capture_internal_exceptions
 from reporter.dumpdir import spool_path
 
 from collectors.corehook.refusals import RefusalTally
+from collectors.errors import CollectorError
 from collectors.oops import parse
 from collectors.oops.cursor import CursorStore
 from collectors.oops.kerneloops_dir import HostInfo, OopsDirWriter, occurrence_key
@@ -34,6 +36,11 @@ log = logging.getLogger(__name__)
 # Kinds that are not crashes: reported by ``oops scan`` but given no problem directory.
 NOT_CRASHES = frozenset({"oom", "OOM", "oom-kill"})
 UNAUTHENTICATED_KEY = "/unauthenticated"  # suffix of the occurrence key of an unauthenticated copy
+#: What a damaged or unreadable log legitimately raises out of a source: reported as the
+#: source's error, not as a bug (decompressors' own errors are turned into OSError by
+#: :mod:`collectors.oops.sources.logfile`).
+SOURCE_ERRORS: tuple[type[Exception], ...] = (OSError, CollectorError, EOFError, UnicodeError)
+
 #: Sources whose kernel lines count the kernel's refusals of core dumps (issue 17).
 REFUSAL_SOURCES = frozenset({"kmsg", "journal"})
 
@@ -104,14 +111,17 @@ def collect(sources: Iterable[Any], spool: str, *, host: HostInfo | None = None)
         for source in sources:
             summary = SourceSummary(source.name)
             summaries.append(summary)
-            try:
+            # One broken source must not stop the others: what a damaged or unreadable log
+            # causes is one line in its summary; anything else is a bug of ours, logged with
+            # its traceback, and re-raised under CRASHKIT_STRICT (the tests).
+            with capture_internal_exceptions("oops source %s", source.name, logger=__name__,
+                                             expected=SOURCE_ERRORS) as failure:
                 section = store.section(source.name)
                 for unit in source.units(section):
                     _collect_unit(unit, handler, summary, tally)
                     store.save()
-            except Exception as exc:  # one broken source must not stop the others
-                log.debug("%s failed", source.name, exc_info=True)
-                msg = f"{source.name}: {_one_line(exc)}"
+            if failure.error is not None:
+                msg = f"{source.name}: {_one_line(failure.error)}"
                 log.warning("%s", msg)
                 summary.errors.append(msg)
             store.save()
@@ -158,11 +168,12 @@ def select_sources(specs: Sequence[str] | None) -> list[Any]:
         return chosen
     found = []
     for src in default_sources():
-        try:
+        with capture_internal_exceptions("probing oops source %s", src.name, logger=__name__,
+                                         expected=SOURCE_ERRORS) as failure:
             if src.exists():
                 found.append(src)
-        except Exception as exc:  # probing must not kill the run either
-            log.warning("%s: %s", src.name, _one_line(exc))
+        if failure.error is not None:    # probing must not kill the run either
+            log.warning("%s: %s", src.name, _one_line(failure.error))
     return found
 
 
