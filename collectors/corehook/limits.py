@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from collectors.corehook import gate
 from reporter import dirfs
 from reporter.dumpdir import DumpDir, iter_problem_dirs
+from reporter.errors import ReporterError
 
 STATE_DIR = gate.STATE_DIR
 RATE_FILE = "rate.json"
@@ -122,7 +123,7 @@ def trim_spool(spool: str, cap: int, protect: set[str] | frozenset[str] = frozen
         try:
             dd = DumpDir.open(victim.path, wait=False)
             dd.delete()
-        except Exception:  # noqa: BLE001 - locked or vanished meanwhile: next candidate
+        except (OSError, ReporterError):  # locked or vanished meanwhile: next candidate
             continue
         total -= victim.size
         deleted.append(victim.path)
