@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -98,21 +99,29 @@ def in_root_path(path: str | None, rootdir: str) -> str | None:
 
 
 def compute_elements(core_fd: int, executable: str | None, rootdir: str, uid: int, gid: int,
-                     time_limit: int = UNWIND_TIME_LIMIT, *, compressed: bool = False) -> dict[str, str]:
+                     time_limit: int = UNWIND_TIME_LIMIT, *, compressed: bool = False,
+                     transient_root: bool = False) -> dict[str, str]:
     """Run the unwinder in a confined child (:mod:`sandbox`) as *uid*:*gid*; returns the
     elements (empty on failure, which is logged).
 
     Files are opened below *rootdir* through a directory descriptor opened here, without
     following any symlink on the way to it; inside, the tree's own symlinks resolve inside
     the tree (:class:`coripper.unwinder.rootfs.RootFS`). Nothing is chrooted: the child's imports stay
-    the host's, and after start-up it cannot import at all."""
+    the host's, and after start-up it cannot import at all. A *transient_root* (a container's
+    rootfs, unmounted when the container stops) that has gone meanwhile is not an error: the
+    core is unwound as where the rootfs is absent."""
     from coripper.unwinder.rootfs import RootFS
 
     try:
         root = RootFS.open(rootdir or "/")
     except OSError as exc:
-        hooklog.log(f"postprocess: root directory {rootdir} unusable: {exc}", error=True)
-        return {}
+        if not (transient_root and exc.errno in (errno.ENOENT, errno.ENOTDIR)):
+            hooklog.log(f"postprocess: root directory {rootdir} unusable: {exc}", error=True)
+            return {}
+        hooklog.log(f"postprocess: container rootfs {rootdir} gone (the container stopped): "
+                    "unwinding from the core alone")
+        rootdir = "/"
+        root = RootFS.open(rootdir)
     try:
         how = sandbox.Confinement(uid, gid, time_limit, keep_fds=(core_fd, root.fd))
         result = sandbox.run_confined(
@@ -181,7 +190,8 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
         executable = dd.load_text("executable") or None
         # A container's files are reachable through its rootfs on the host while it runs.
         container_rootfs = dd.load_text("container_rootfs")
-        rootdir = (dd.load_text("rootdir")
+        explicit_root = dd.load_text("rootdir")
+        rootdir = (explicit_root
                    or (container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else "")
                    or "/")
         opened = _open_core(dd)
@@ -191,7 +201,8 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
         try:
             run_uid, run_gid = unwind_ids(uid, gid, rootdir, bool(dd.load_text("container_id")))
             elems = compute_elements(core_fd, executable, rootdir, run_uid, run_gid,
-                                     compressed=compressed)
+                                     compressed=compressed,
+                                     transient_root=not explicit_root and rootdir != "/")
         finally:
             os.close(core_fd)
         for name, value in elems.items():
