@@ -427,6 +427,7 @@ def problem_dir(fixtures_dir: Path, tmp_path: Path) -> Path:
     return copy_fixture(fixtures_dir / "satyr-problem-dir", tmp_path / "ccpp-2016-05-11-14:43:31-19861")
 
 
+@pytest.mark.slow
 def test_live_lock_blocks_and_raises(problem_dir: Path) -> None:
     proc = start_holder(problem_dir)
     try:

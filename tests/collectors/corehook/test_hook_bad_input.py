@@ -100,6 +100,7 @@ def test_full_disk_leaves_nothing_behind(hook, sleeper):  # type: ignore[no-unty
         subprocess.run(["umount", str(small)], check=False)
 
 
+@pytest.mark.slow
 def test_time_limit_gives_up_cleanly(hook, sleeper):  # type: ignore[no-untyped-def]
     hook.configure(time_limit=1)
     r, w = os.pipe()

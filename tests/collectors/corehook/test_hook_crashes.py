@@ -117,6 +117,7 @@ def test_same_crash_twice_is_one_directory_with_count_2(hook, crasher):  # type:
     assert len(hook.dirs()) == 2
 
 
+@pytest.mark.slow
 def test_crash_loop_limit_folds_the_loop_into_one_count(hook, crasher):  # type: ignore[no-untyped-def]
     hook.configure(crash_loop_limit=3, crash_loop_window=600)
     modes = ["segv", "abort", "fpe"]
@@ -130,6 +131,7 @@ def test_crash_loop_limit_folds_the_loop_into_one_count(hook, crasher):  # type:
     assert hook.log_text().count("crash loop") == 27
 
 
+@pytest.mark.slow
 def test_spool_cap_deletes_the_oldest_largest_directory(hook, crasher, programs):  # type: ignore[no-untyped-def]
     hook.configure(keep="full")
     hook.crash([crasher, "segv"])
@@ -219,6 +221,7 @@ def test_symlinked_spool_is_refused(hook, crasher):  # type: ignore[no-untyped-d
     assert "symbolic link" in hook.log_text()
 
 
+@pytest.mark.slow
 def test_the_hooks_own_crash_does_not_recurse(hook, crasher):  # type: ignore[no-untyped-def]
     sleeper = subprocess.Popen([str(crasher), "sleep"], stdout=subprocess.PIPE)
     try:

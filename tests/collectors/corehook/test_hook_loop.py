@@ -32,6 +32,7 @@ def hook():  # type: ignore[no-untyped-def]
     env.cleanup()
 
 
+@pytest.mark.slow
 def test_hundred_crashes_in_a_loop_are_one_directory_with_count_100(hook):  # type: ignore[no-untyped-def]
     src = hook.base / "tiny.c"
     src.write_text(TINY_C)

@@ -58,6 +58,7 @@ def _kmsg_last_seq() -> int:
         os.close(fd)
 
 
+@pytest.mark.slow
 @pytest.mark.root
 def test_real_refusals_are_parsed(tmp_path: Path) -> None:
     require_core_pattern()

@@ -138,6 +138,7 @@ def test_unwinder_child_drops_everything_and_is_capped(slow_core: Path, marker_f
         run.close()
 
 
+@pytest.mark.slow
 @needs_root
 def test_parent_kills_an_unwinder_the_user_stopped(slow_core: Path) -> None:
     # The crashing user may SIGSTOP the child (same uid): its SIGALRM then never acts, and a

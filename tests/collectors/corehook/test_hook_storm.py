@@ -46,6 +46,7 @@ def counts(env: HookEnv) -> int:
     return sum(int(element(d, "count")) for d in env.dirs())
 
 
+@pytest.mark.slow
 def test_shed_crash_is_counted_without_its_core(hook: HookEnv, programs: Programs) -> None:
     hook.configure(max_full_hooks=2)
     crasher = hook.program(programs.crasher(), "stormy")

@@ -46,6 +46,7 @@ class Stuck(Section):
         ctx.add_text("late.txt", "too late", "test")
 
 
+@pytest.mark.slow
 def test_limits_and_unreadable_items_are_recorded(tmp_path: Path) -> None:
     bundle = Bundle(str(tmp_path / "b.tar.gz"), "top", 4 * MiB)
     start = time.monotonic()
@@ -166,6 +167,7 @@ class Buggy(Section):
         raise ZeroDivisionError("a bug")
 
 
+@pytest.mark.slow
 def test_a_section_bug_fails_the_tests(tmp_path: Path) -> None:
     """Under CRASHKIT_STRICT (testlib sets it) the bug reaches the caller's thread, after the
     other sections finished."""

@@ -52,6 +52,7 @@ def _start_watch(spool: Path, *args: str) -> subprocess.Popen[str]:
     raise AssertionError(f"watch did not start: {proc.communicate()}")
 
 
+@pytest.mark.slow
 def test_watch_once_turns_an_injected_warning_into_a_directory(tmp_path: Path) -> None:
     """Leaves one small synthetic WARNING (9 lines, tagged with a unique function name) in
     the host's kernel log: that is what the kernel log is for. /dev/kmsg rate-limits
@@ -103,6 +104,7 @@ def test_watch_once_turns_an_injected_warning_into_a_directory(tmp_path: Path) -
     assert again.new == 0 and not any(func in p for p in again.dirs)
 
 
+@pytest.mark.slow
 def test_watch_timeout_on_an_idle_log(tmp_path: Path) -> None:
     _need_kmsg()
     spool = tmp_path / "spool"
@@ -115,6 +117,7 @@ def test_watch_timeout_on_an_idle_log(tmp_path: Path) -> None:
     assert '"sources"' in res.stdout
 
 
+@pytest.mark.slow
 def test_journal_follower_over_a_journal_file(tmp_path: Path, fixtures_dir: Path) -> None:
     from test_sources_journal import make_journal  # sibling test helper
 
@@ -152,6 +155,7 @@ def _refusal_dirs(spool: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
+@pytest.mark.slow
 def test_watch_counts_kernel_refusals_from_a_trusted_journal_once(tmp_path: Path) -> None:
     from test_sources_journal import make_journal  # sibling test helper
 
@@ -176,6 +180,7 @@ def test_watch_counts_kernel_refusals_from_a_trusted_journal_once(tmp_path: Path
     assert again.refusals == 0
 
 
+@pytest.mark.slow
 def test_watch_counts_a_real_refusal_from_kmsg(tmp_path: Path) -> None:
     """The kernel refuses a real crash (core_pipe_limit 1, a pipe helper that holds its slot)
     while ``oops watch`` follows /dev/kmsg: the refused crash is counted."""

@@ -49,6 +49,7 @@ def test_our_own_process_on_this_host() -> None:
     assert res.memory_usage is None or res.memory_usage > 0
 
 
+@pytest.mark.slow
 def test_a_cgroup_with_limits_made_here() -> None:
     """v1 memory and cpu controllers where mounted (this VM), else v2: the limits written and
     the usage of a real process read back."""

@@ -168,6 +168,7 @@ def test_unreachable_explicit_uri_through_the_binding_is_an_error() -> None:
     assert result["status"] == "error" and result["error"].startswith("libvirt: Failed to connect")
 
 
+@pytest.mark.slow
 def test_a_daemon_that_never_answers_is_cut_at_the_timeout(tmp_path: Path) -> None:
     """A socket that accepts and never speaks: the binding waits for libvirt's handshake, the
     plugin gives up at its timeout."""

@@ -31,6 +31,7 @@ def _cli(*args: str, env: dict[str, str] | None = None, user: str | None = None)
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
+@pytest.mark.slow
 def test_a_hanging_tool_is_cut_at_its_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bindir = tmp_path / "bin"
     fake_tool(bindir, "virsh", "sleep 60\n")

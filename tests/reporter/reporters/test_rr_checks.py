@@ -23,6 +23,7 @@ def _check(only: str, env: dict[str, str]) -> dict[str, object]:
     return json.loads(out.stdout)["checks"][0]  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_outbox_and_servers_checks(serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     outbox = os.environ["CRASHKIT_OUTBOX"]
     assert _check("reporting.outbox", {})["status"] == "pass"

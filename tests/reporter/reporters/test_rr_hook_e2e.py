@@ -30,6 +30,7 @@ def _reported(d: Path) -> bool:
     return "upload: URL=" in text and "uReport: BTHASH=" in text
 
 
+@pytest.mark.slow
 def test_crash_reported_by_the_hooks_post_create(hook: HookEnv, programs: Programs, serve: Serve) -> None:
     hook.configure(postprocess=True, crash_loop_limit=0)
     with open(hook.paths.hook_config, "a") as f:  # what an admin adds to the hook's config

@@ -194,6 +194,7 @@ def _bugsink_query(root: Path) -> Any:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_bugsink_stores_the_stack_and_groups_by_duphash(bugsink: tuple[str, Path], real_crash: Path,
                                                         tmp_path: Path) -> None:
     dsn, root = bugsink

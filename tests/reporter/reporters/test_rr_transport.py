@@ -143,6 +143,7 @@ class _ForwardProxy(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
+@pytest.mark.slow
 def test_upload_through_a_proxy_from_the_environment(serve: Serve, fixtures_dir: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     proxy = _ForwardProxy()
@@ -162,6 +163,7 @@ def test_upload_through_a_proxy_from_the_environment(serve: Serve, fixtures_dir:
         proxy.server_close()
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_is_a_retry() -> None:
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -276,6 +278,7 @@ def _client_cert_server(pki: dict[str, Path], mode: ssl.VerifyMode) -> tuple[_Si
     return sink, peers
 
 
+@pytest.mark.slow
 def test_ureport_client_certificate(pki: dict[str, Path], fixtures_dir: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "crashkit.toml"

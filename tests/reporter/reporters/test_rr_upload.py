@@ -127,6 +127,7 @@ def test_host_state_elements_added(serve: Serve, fixtures_dir: Path, tmp_path: P
     assert json.loads((d / "container_state.json").read_text()) == {"containers": [], "vms": []}
 
 
+@pytest.mark.slow
 def test_server_down_then_up_delivered_once(fixtures_dir: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
@@ -191,6 +192,7 @@ def test_final_4xx_recorded_with_server_message(serve: Serve, fixtures_dir: Path
     assert failed.last_status == 400 and "archive name" in failed.last_error
 
 
+@pytest.mark.slow
 def test_thousand_queued_then_flushed_exactly_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
     monkeypatch.setenv("Upload_Password", TOKEN)

@@ -120,6 +120,7 @@ def test_problem_dir_rules() -> None:
     _refused(make_archive({"time": b"1700000000", "type": b"\n"}), "'type' is empty")
 
 
+@pytest.mark.slow
 def test_member_count_limit_and_100000_members() -> None:
     members = {f"e{i:06d}": b"" for i in range(100_000)}
     members.update({"time": b"1", "type": b"CCpp"})

@@ -31,6 +31,7 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+@pytest.mark.slow
 def test_ui_in_a_browser(db_url: str, tmp_path: Path, browser: Any) -> None:
     server = Serve(tmp_path / "data", db=db_url, extra=["--rate-limit", "0"])
     try:

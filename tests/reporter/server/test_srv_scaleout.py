@@ -59,6 +59,7 @@ def _objects(env: dict[str, str], prefix: str) -> list[str]:
     return [o["Key"] for o in c.list_objects_v2(Bucket="crash-blobs", Prefix=prefix).get("Contents", [])]
 
 
+@pytest.mark.slow
 def test_two_workers_one_database_one_blob_store(db_url: str, s3: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "tokens").write_text(f"{TOKEN}\n")
     prefix = f"run-{time.monotonic_ns()}"
@@ -121,6 +122,7 @@ def test_two_workers_one_database_one_blob_store(db_url: str, s3: dict[str, str]
             s.stop()
 
 
+@pytest.mark.slow
 def test_workers_option(tmp_path: Path) -> None:
     """``--workers 2`` on one SQLite database: 32 clients connecting at once reach both workers
     (one SO_REUSEPORT socket each), the counts are exact, SIGHUP reaches every worker."""

@@ -25,6 +25,7 @@ def running(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         server.stop()
 
 
+@pytest.mark.slow
 def test_api_conforms_to_its_schema(running: Serve, tmp_path: Path) -> None:
     """``schemathesis run`` (its CLI: the pytest plugin does not load under pytest 9) with every default
     check: no 5xx, documented status codes, content types, headers and response schemas."""

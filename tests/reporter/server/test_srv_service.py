@@ -60,6 +60,7 @@ def buckets(client: httpx.Client, url: str, **params: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
+@pytest.mark.slow
 def test_bundles_bucketed_and_browsable(env: dict[str, Any], client: httpx.Client) -> None:
     url = env["server"].url
     tag = f"b{time.monotonic_ns()}"
@@ -252,6 +253,7 @@ def _tree(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*")}
 
 
+@pytest.mark.slow
 def test_bad_input_refused_service_stays_up(env: dict[str, Any], client: httpx.Client) -> None:
     url = env["server"].url
     before = buckets(client, url)["total"]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from srv_helpers import REPO, Serve, ccpp_elements, free_port, make_archive, rotate_in_place, upload
 
 
@@ -18,6 +19,7 @@ def _archive(tag: str) -> bytes:
     return make_archive(ccpp_elements(9001, unique=f"{tag}-{time.monotonic_ns()}"))
 
 
+@pytest.mark.slow
 def test_zero_setup_generates_a_private_token_file(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = Serve(data, extra=["--rate-limit", "0"])
@@ -46,6 +48,7 @@ def test_zero_setup_generates_a_private_token_file(tmp_path: Path) -> None:
         again.stop()
 
 
+@pytest.mark.slow
 def test_sighup_rereads_a_rotated_token(tmp_path: Path) -> None:
     """The token is rotated in place with the same size and mtime, so only SIGHUP can tell."""
     server = Serve(tmp_path / "data", extra=["--rate-limit", "0"])
