@@ -15,12 +15,17 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from .minimizer.compressed import detect_compression, minimize_compressed, peek_head
 from .minimizer.elfcore import ELFMAG
 from .errors import CoreFormatError, CoripperError
 from .minimizer.stream import MinimizeOptions, MinimizeReport, minimize_file, minimize_stream
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, cast
+else:
+    from .minimizer.lighttyping import cast
 
 if TYPE_CHECKING:
     import argparse
@@ -271,7 +276,7 @@ def _minimize(args: argparse.Namespace, src: BinaryIO, dst: _NamedSink | None
     if dst is not None and args.zstd:
         import zstandard  # lazily: the hook's import closure stays stdlib-only
         with zstandard.ZstdCompressor(level=19).stream_writer(
-                cast(BinaryIO, dst), closefd=False) as zdst:
+                cast("BinaryIO", dst), closefd=False) as zdst:
             return fn(src, zdst, opts)
     return fn(src, dst, opts)  # type: ignore[arg-type]   # _NamedSink is file-like enough
 

@@ -1,7 +1,8 @@
 """``coripper CORE > OUT`` starts fast (the figures are bench/coripper_start.py's; this checks what
 keeps them): the common forms are parsed without argparse, exactly as argparse parses them, and
 the import closure of file mode holds nothing that only another path needs (no argparse, no
-decompressor, no tempfile/shutil, no hashing, no threads, no dataclasses), with ``-o OUT`` too."""
+decompressor, no tempfile/shutil, no hashing, no threads, no dataclasses, no typing), with
+``-o OUT`` too."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ STORED_CORE = REPO / "tests" / "programs" / "cores" / "static-abort.core.zst"
 #: Modules only another path (or nothing) needs; none may load for ``coripper CORE > OUT``.
 NOT_FOR_FILE_MODE = {"argparse", "gettext", "locale", "shutil", "tempfile", "zstandard", "lzma", "bz2",
                      "gzip", "zlib", "lz4", "hashlib", "_hashlib", "blake3", "threading", "queue",
-                     "dataclasses", "inspect", "elftools", "logging", "subprocess",
+                     "dataclasses", "inspect", "typing", "elftools", "logging", "subprocess",
                      "coripper.minimizer.info", "coripper.unwinder"}
 
 

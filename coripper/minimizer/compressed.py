@@ -20,10 +20,15 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator
-from typing import Any, BinaryIO, cast
 
 from ..errors import CoreFormatError
 from .stream import MinimizeOptions, MinimizeReport, minimize_stream
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, cast
+else:
+    from .lighttyping import cast
 
 #: Magic numbers, as file(1) knows them; the longest is 6 bytes.
 MAGIC = {
@@ -156,7 +161,7 @@ def seekable_core(path: str | os.PathLike[str], src: BinaryIO | None = None
         import tempfile
 
         tmp = stack.enter_context(tempfile.TemporaryFile(prefix="crashkit-core-"))
-        report = minimize_compressed(f, kind, cast(BinaryIO, tmp),
+        report = minimize_compressed(f, kind, cast("BinaryIO", tmp),
                                      MinimizeOptions(hash_algorithm=None))
         tmp.seek(0)
-        yield cast(BinaryIO, tmp), list(report.warnings)
+        yield cast("BinaryIO", tmp), list(report.warnings)

@@ -18,9 +18,14 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from types import MappingProxyType
-from typing import NamedTuple
 
 from ..errors import CoreFormatError, UnsupportedCoreError
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .lighttyping import NamedTuple
 
 # --- constants (names as in elf.h) ---------------------------------------------------------
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import signal as _signal
-from typing import Any
 
 from .stream import MinimizeReport
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _signame(num: int) -> str:

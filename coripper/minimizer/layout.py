@@ -12,10 +12,15 @@ import heapq
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
 
 from .elfcore import (AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, PF_W, PT_LOAD, CoreNotes,
                       FileMapping, ProgramHeader)
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .lighttyping import NamedTuple
 
 RED_ZONE = 128            # x86-64 SysV ABI red zone below SP (aarch64 has none; harmless)
 TLS_BELOW = 8192          # struct pthread precedes tpidr on aarch64 (TLS_DTV_AT_TP) ...

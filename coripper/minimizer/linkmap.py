@@ -10,9 +10,14 @@ vaddr, ``l_name`` the ``NT_FILE`` path. Layouts follow glibc's ``<link.h>`` (pub
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 from .layout import LINK_MAP_SIZE, R_DEBUG_SIZE
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .lighttyping import NamedTuple
 
 _LINK_MAP = struct.Struct("<QQQQQ")      # l_addr, l_name, l_ld, l_next, l_prev
 _R_DEBUG = struct.Struct("<i4xQQi4xQ")   # r_version, r_map, r_brk, r_state, r_ldbase

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any
 
 from .elfcore import iter_notes
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 NOTE_NAME = "CRASHKIT"
 NT_CRASHKIT_PROVENANCE = 0x50524F56   # "PROV"

@@ -9,13 +9,16 @@ docs/coripper.md). Output goes in place or through a spool (:mod:`coripper.minim
 
 from __future__ import annotations
 
-from typing import BinaryIO
 
 from .streamengine import MAX_DYNAMIC, MAX_NOTES, MAX_PHDRS, VDSO_NAME, Engine
 from .streamin import CHUNK, HASH_ALGORITHMS, PIPE_SIZE_CAP, CoreFileSource, CoreSource, StreamSource
 from .streamin import grow_pipe as _grow_pipe    # its name before the split (tests, bench)
 from .streamout import SPOOL_IN_MEMORY, write_through
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = ["CHUNK", "HASH_ALGORITHMS", "MAX_DYNAMIC", "MAX_NOTES", "MAX_PHDRS", "PIPE_SIZE_CAP",
            "SPOOL_IN_MEMORY", "VDSO_NAME", "MinimizeOptions", "MinimizeReport", "ModuleInfo",

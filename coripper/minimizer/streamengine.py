@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import Any, BinaryIO
 
 from .. import __version__
 from .elfcore import (AT_BASE, AT_PHDR, AT_PHNUM, AT_SYSINFO_EHDR, DT_DEBUG, EHDR_SIZE, ET_DYN, PF_R, PF_W,
@@ -27,6 +26,10 @@ from .streamin import CoreSource, StreamSource
 from .streamindex import Watch, WatchIndex, fit_loads, module_ends, reasons_of
 from .streamtypes import MinimizeOptions, MinimizeReport, ModuleInfo, ThreadInfo
 from .writer import MAX_OUT_SEGMENTS, CoreWriter, OutSegment
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 MAX_PHDRS = 1 << 17             # program headers beyond this are ignored (with a warning)
 MAX_NOTES = 64 << 20            # total note bytes we read and copy (and read after the memory)

@@ -13,9 +13,14 @@ import io
 import os
 import stat
 import time
-from typing import TYPE_CHECKING, BinaryIO, Callable, Protocol, cast
 
 from .streambudget import Waits
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, Protocol, cast
+else:
+    from .lighttyping import Protocol, cast
 
 if TYPE_CHECKING:  # imported when a hash is asked for: file mode never hashes
     import queue

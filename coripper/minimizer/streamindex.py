@@ -13,10 +13,13 @@ import bisect
 import heapq
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
-from typing import Callable
 
 from .elfcore import FileMapping
 from .layout import Want
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import Callable
 
 
 class Watch:

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, BinaryIO, Callable, TypeVar, cast
 
 from .streamin import CHUNK
 
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable, TypeVar, cast
+else:
+    from .lighttyping import cast
+
 SPOOL_IN_MEMORY = 16 << 20      # kept data buffered in RAM before spilling to a temp file
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 
 
 class NullSink:
@@ -64,14 +70,14 @@ def write_through(dst: BinaryIO | None, produce: Callable[[BinaryIO], T]) -> T:
     a spool copied to ``dst`` once ``produce`` returns (nothing reaches ``dst`` if it raises).
     """
     if dst is None:
-        return produce(cast(BinaryIO, NullSink()))
+        return produce(cast("BinaryIO", NullSink()))
     if is_seekable(dst):
         return produce(dst)
     import shutil  # only a pipe or an append-only output needs a spool
     import tempfile
 
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-        result = produce(cast(BinaryIO, spool))
+        result = produce(cast("BinaryIO", spool))
         spool.seek(0)
         shutil.copyfileobj(spool, dst, CHUNK)
     return result

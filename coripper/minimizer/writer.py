@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import BinaryIO
 
 from .elfcore import EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE
 from .streambudget import Waits
+
+TYPE_CHECKING = False     # typing is not imported at run time (coripper/minimizer/lighttyping.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")          # Elf64_Phdr, as elfcore.pack_program_header
