@@ -7,10 +7,10 @@ address-only frames, and symbolised syzkaller-style ``func file:line [inline]`` 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from collectors.oops import possessive
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,19 @@ class KernelFrame:
 _CTX = r"(?:<(?:/?(?:IRQ|NMI|TASK|SOFTIRQ|EOI|MCE)|<EOE>>?|#DF|#MC|EOE)>\s*+)*+"
 _FUNC = r"(?P<func>[A-Za-z_.$][\w.$]*+)\+0x(?P<off>[0-9a-fA-F]++)/0x(?P<size>[0-9a-fA-F]++)"
 _MOD = r"(?:\s++\[(?P<mod>[\w-]++)(?: [0-9a-f]++)?\])?"
-FRAME_RE = re.compile(
+FRAME_RE = possessive.compile(
     r"^\s*+" + _CTX + r"\(?\s*+(?:\[<?(?P<addr>[0-9a-fA-F]{4,16}+)>?\]\s*+)?"
     r"(?:\[(?P<ip>[0-9a-fA-F]{4,16}+)\]\s*+)?(?P<q>\?\s++)?\(?" + _FUNC + r"\)?" + _MOD
     + r"(?P<rest>.*)$"
 )
 # arm: "[<c0014318>] (dump_backtrace_log_lvl) from [<c001457c>] (show_stack+0x24/0x2c)"
-ARM_RE = re.compile(
+ARM_RE = possessive.compile(
     r"^\s*+\[<(?P<addr>[0-9a-f]++)>\]\s++\((?P<func>[A-Za-z_.$][\w.$]*+)(?:\+0x(?P<off>[0-9a-f]++)/0x(?P<size>[0-9a-f]++))?"
     r"(?:\s++\[(?P<mod>[\w-]++)\])?\)\s++from\s"
 )
-ADDR_ONLY_RE = re.compile(r"^\s*+" + _CTX + r"\(?\[<?(?P<addr>[0-9a-fA-F]{4,16}+)>?\]\s++(?:\[[0-9a-fA-F]{4,16}+\]\s++)?(?:\?\s++)?"
+ADDR_ONLY_RE = possessive.compile(r"^\s*+" + _CTX + r"\(?\[<?(?P<addr>[0-9a-fA-F]{4,16}+)>?\]\s++(?:\[[0-9a-fA-F]{4,16}+\]\s++)?(?:\?\s++)?"
                           r"0x(?P<a2>[0-9a-fA-F]++)\s*+(?:\(unreliable\))?\s*+$")
-INLINE_RE = re.compile(r"^\s*+(?P<func>[A-Za-z_][\w.$]*+) [\w./-]++:\d++(?::\d++)? \[inline\]\s*+$")
+INLINE_RE = possessive.compile(r"^\s*+(?P<func>[A-Za-z_][\w.$]*+) [\w./-]++:\d++(?::\d++)? \[inline\]\s*+$")
 
 
 @lru_cache(maxsize=1024)  # a report's lines are parsed while scanning, for its frames and for its hash
@@ -89,23 +89,23 @@ def parse_frame(text: str) -> KernelFrame | None:
 # Instruction-pointer lines: where the CPU was when the report was made.
 _IP_RES = [
     # x86_64 old: "RIP: 0010:[<ffffffff8110cd32>]  [<ffffffff8110cd32>] func+0x/0x [mod]"
-    re.compile(r"^\s*+RIP: [0-9a-f]{4}:\[<[0-9a-f]++>\]\s++\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+RIP: [0-9a-f]{4}:\[<[0-9a-f]++>\]\s++\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
     # x86_64 new: "RIP: 0010:func+0x/0x [mod]"
-    re.compile(r"^\s*+RIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+RIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
     # i386: "EIP: [<f88dec25>] func+0x/0x [mod] SS:ESP", "EIP is at func+0x/0x [mod]", "IP: [<>] :mod:func"
-    re.compile(r"^\s*+EIP: (?:[0-9a-f]{4}:)?\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
-    re.compile(r"^\s*+[ER]?IP is at (?P<q>)" + _FUNC + _MOD),
-    re.compile(r"^\s*+IP: \[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?(?::[\w-]++:)?" + _FUNC + _MOD),
-    re.compile(r"^\s*+EIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+EIP: (?:[0-9a-f]{4}:)?\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+[ER]?IP is at (?P<q>)" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+IP: \[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?(?::[\w-]++:)?" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+EIP: [0-9a-f]{4}:(?P<q>)" + _FUNC + _MOD),
     # arm/arm64: "PC is at func+0x/0x [mod]", "pc : func+0x/0x [mod]", "pc : [<addr>] ... "
-    re.compile(r"^\s*+PC is at (?P<q>)" + _FUNC + _MOD),
-    re.compile(r"^\s*+pc : (?:\[<(?P<addr>[0-9a-f]++)>\]\s++)?(?P<q>)" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+PC is at (?P<q>)" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+pc : (?:\[<(?P<addr>[0-9a-f]++)>\]\s++)?(?P<q>)" + _FUNC + _MOD),
     # powerpc: "NIP [c0000000000b2b18] func+0x/0x [mod]"
-    re.compile(r"^\s*+NIP \[(?P<addr>[0-9a-f]++)\] (?P<q>)\.?" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+NIP \[(?P<addr>[0-9a-f]++)\] (?P<q>)\.?" + _FUNC + _MOD),
     # s390: "Krnl PSW : 0704c00180000000 000000000043d4b2 (func+0x2a/0x1b4)"
-    re.compile(r"^\s*+Krnl PSW : [0-9a-f]++ (?P<addr>[0-9a-f]++) \((?P<q>)" + _FUNC + _MOD + r"\)"),
+    possessive.compile(r"^\s*+Krnl PSW : [0-9a-f]++ (?P<addr>[0-9a-f]++) \((?P<q>)" + _FUNC + _MOD + r"\)"),
     # x86_64 old trailer: "RIP  [<ffffffffa006c13c>] func+0x/0x [mod]"
-    re.compile(r"^\s*+RIP\s++\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
+    possessive.compile(r"^\s*+RIP\s++\[<(?P<addr>[0-9a-f]++)>\]\s++(?P<q>\?\s++)?" + _FUNC + _MOD),
 ]
 
 

@@ -12,6 +12,7 @@ import re
 from typing import NamedTuple
 
 from collectors.oops.headlines import HEADERS, Header, header_of
+from collectors.oops import possessive
 
 # Stable kind identifiers (documented in docs/oops.md).
 KINDS: tuple[str, ...] = (
@@ -45,7 +46,7 @@ class Marker(NamedTuple):
 
 
 # Lines that user-space traps print; they are not kernel reports (arch/x86/kernel/traps.c).
-_USER_TRAP = re.compile(r"traps: \S+\[\d++\] |segfault at |DEBUG:")
+_USER_TRAP = possessive.compile(r"traps: \S+\[\d++\] |segfault at |DEBUG:")
 
 _DIE_CODE = r": [0-9a-f]{1,8} \[#\d++\]"
 _DIE_NAMES = (
@@ -67,64 +68,64 @@ _LOCKDEP = (
 # a literal starts at the literal's first occurrence only ("^(?>.*?LIT)"): if X is not after
 # the first one it is after none, and search() from every occurrence would be quadratic.
 _TABLE: list[tuple[re.Pattern[str], str, bool, bool]] = [
-    (re.compile(r"Kernel panic - not syncing: (stack-protector: Kernel stack is corrupted in: ?(.*))"), "stack-protector", False, False),
-    (re.compile(r"^(?>.*?Kernel panic - not syncing: )((?i:.*?machine check.*))"), "mce", False, False),
-    (re.compile(r"Kernel panic - not syncing: ?(.*)"), "panic", False, False),
-    (re.compile(r"BUG: KASAN: ([\w-]++)"), "kasan", False, False),
-    (re.compile(r"KASAN: ([\w-]++) in range"), "kasan", True, False),
-    (re.compile(r"BUG: KMSAN: ([\w-]++)"), "kmsan", False, False),
-    (re.compile(r"BUG: KCSAN: ([\w-]++)"), "kcsan", False, False),
-    (re.compile(r"BUG: KFENCE: ([\w-]++(?: (?:read|write))?)"), "kfence", False, False),
-    (re.compile(r"UBSAN: ([\w-]++(?: behaviour)?) in "), "ubsan", False, False),
-    (re.compile(r"BUG: (?:unable to handle )?[Kk]ernel NULL pointer dereference"), "null-ptr-deref", False, False),
+    (possessive.compile(r"Kernel panic - not syncing: (stack-protector: Kernel stack is corrupted in: ?(.*))"), "stack-protector", False, False),
+    (possessive.compile(r"^(?>.*?Kernel panic - not syncing: )((?i:.*?machine check.*))"), "mce", False, False),
+    (possessive.compile(r"Kernel panic - not syncing: ?(.*)"), "panic", False, False),
+    (possessive.compile(r"BUG: KASAN: ([\w-]++)"), "kasan", False, False),
+    (possessive.compile(r"KASAN: ([\w-]++) in range"), "kasan", True, False),
+    (possessive.compile(r"BUG: KMSAN: ([\w-]++)"), "kmsan", False, False),
+    (possessive.compile(r"BUG: KCSAN: ([\w-]++)"), "kcsan", False, False),
+    (possessive.compile(r"BUG: KFENCE: ([\w-]++(?: (?:read|write))?)"), "kfence", False, False),
+    (possessive.compile(r"UBSAN: ([\w-]++(?: behaviour)?) in "), "ubsan", False, False),
+    (possessive.compile(r"BUG: (?:unable to handle )?[Kk]ernel NULL pointer dereference"), "null-ptr-deref", False, False),
     # powerpc (arch/powerpc/mm/fault.c bad_kernel_fault / __bad_page_fault)
-    (re.compile(r"BUG: Unable to handle kernel (?:data access|instruction fetch)"), "paging-request", False, False),
-    (re.compile(r"[Uu]nable to handle kernel NULL pointer dereference"), "null-ptr-deref", False, False),
-    (re.compile(r"BUG: unable to handle (?:kernel paging request|page fault)"), "paging-request", False, False),
-    (re.compile(r"[Uu]nable to handle kernel (?:paging request|access|pointer dereference)"), "paging-request", False, False),
-    (re.compile(r"BUG: unable to handle kernel"), "paging-request", False, False),
-    (re.compile(r"BUG: soft lockup"), "soft-lockup", False, False),
-    (re.compile(r"(?:Watchdog detected hard LOCKUP|BUG: hard lockup)"), "hard-lockup", False, False),
-    (re.compile(r"BUG: workqueue lockup"), "workqueue-lockup", False, False),
-    (re.compile(r"BUG: sleeping function called from invalid context"), "sleeping-in-atomic", False, False),
-    (re.compile(r"BUG: scheduling while atomic"), "scheduling-while-atomic", False, False),
-    (re.compile(r"BUG: Bad (?:page state|page map|rss-counter state)"), "bad-page", False, False),
-    (re.compile(r"INFO: task .{1,64} blocked for more than"), "hung-task", False, False),
-    (re.compile(r"INFO: rcu_\w++ (?:self-)?detected (?:stall|expedited stall)"), "rcu-stall", False, False),
-    (re.compile(r"(?:INFO|WARNING): (" + _LOCKDEP + r")"), "lockdep", False, False),
-    (re.compile(r"\[ INFO: (" + _LOCKDEP + r")\.? \]"), "lockdep", False, False),
-    (re.compile(r"(list_(?:add|del) corruption)"), "list-corruption", False, False),
-    (re.compile(r"refcount_t: (.*)"), "refcount", False, False),
-    (re.compile(r"(?:Oops: )?(?:traps: )?PANIC: double fault|^(?:Oops: )?double fault" + _DIE_CODE), "double-fault", False, True),
-    (re.compile(r"^(?:Oops: )?divide error" + _DIE_CODE), "divide-error", False, True),
-    (re.compile(r"^(?:Oops: )?invalid opcode" + _DIE_CODE), "invalid-opcode", False, True),
-    (re.compile(r"general protection fault"), "gpf", False, False),
-    (re.compile(r"^(?:Oops: )?(?:" + _DIE_NAMES + r")" + _DIE_CODE), "oops", False, True),
-    (re.compile(r"^Oops\b.*\[#\d++\]|^(?>.*?Internal error: Oops\b).*\[#\d++\]"), "oops", False, True),
-    (re.compile(r"^(?>.*?Internal error: )(.*)\[#\d++\]"), "oops", False, True),
-    (re.compile(r"[Kk]ernel BUG at"), "bug", False, False),
-    (re.compile(r"WARNING: (?:at |CPU: )"), "warning", False, False),
-    (re.compile(r"^Badness at "), "warning", False, False),
-    (re.compile(r"(?:Machine Check Exception:|Machine check events logged|\[Hardware Error\]: (?:CPU \d+: )?Machine Check)"), "mce", False, False),
-    (re.compile(r"invoked oom-killer:"), "oom", False, False),
-    (re.compile(r"^oom-kill:constraint="), "oom", False, False),
-    (re.compile(r"(?:Memory cgroup out of memory|Out of memory(?: \(oom_kill_allocating_task\))?): Kill(?:ed)? process"), "oom", False, False),
-    (re.compile(r"page allocation failure: order:"), "page-alloc-failure", False, False),
-    (re.compile(r"do_IRQ: stack overflow:|ear stack overflow \(cur:|BUG: stack guard page was hit"), "stack-overflow", False, False),
-    (re.compile(r"BUG: memory leak"), "memory-leak", False, False),
-    (re.compile(r"INFO: trying to register non-static key"), "lockdep", False, False),
-    (re.compile(r"WARNING: kernel stack (?:regs|frame pointer) at "), "unwinder", False, False),
-    (re.compile(r"rust_kernel: panicked"), "rust-panic", False, False),
+    (possessive.compile(r"BUG: Unable to handle kernel (?:data access|instruction fetch)"), "paging-request", False, False),
+    (possessive.compile(r"[Uu]nable to handle kernel NULL pointer dereference"), "null-ptr-deref", False, False),
+    (possessive.compile(r"BUG: unable to handle (?:kernel paging request|page fault)"), "paging-request", False, False),
+    (possessive.compile(r"[Uu]nable to handle kernel (?:paging request|access|pointer dereference)"), "paging-request", False, False),
+    (possessive.compile(r"BUG: unable to handle kernel"), "paging-request", False, False),
+    (possessive.compile(r"BUG: soft lockup"), "soft-lockup", False, False),
+    (possessive.compile(r"(?:Watchdog detected hard LOCKUP|BUG: hard lockup)"), "hard-lockup", False, False),
+    (possessive.compile(r"BUG: workqueue lockup"), "workqueue-lockup", False, False),
+    (possessive.compile(r"BUG: sleeping function called from invalid context"), "sleeping-in-atomic", False, False),
+    (possessive.compile(r"BUG: scheduling while atomic"), "scheduling-while-atomic", False, False),
+    (possessive.compile(r"BUG: Bad (?:page state|page map|rss-counter state)"), "bad-page", False, False),
+    (possessive.compile(r"INFO: task .{1,64} blocked for more than"), "hung-task", False, False),
+    (possessive.compile(r"INFO: rcu_\w++ (?:self-)?detected (?:stall|expedited stall)"), "rcu-stall", False, False),
+    (possessive.compile(r"(?:INFO|WARNING): (" + _LOCKDEP + r")"), "lockdep", False, False),
+    (possessive.compile(r"\[ INFO: (" + _LOCKDEP + r")\.? \]"), "lockdep", False, False),
+    (possessive.compile(r"(list_(?:add|del) corruption)"), "list-corruption", False, False),
+    (possessive.compile(r"refcount_t: (.*)"), "refcount", False, False),
+    (possessive.compile(r"(?:Oops: )?(?:traps: )?PANIC: double fault|^(?:Oops: )?double fault" + _DIE_CODE), "double-fault", False, True),
+    (possessive.compile(r"^(?:Oops: )?divide error" + _DIE_CODE), "divide-error", False, True),
+    (possessive.compile(r"^(?:Oops: )?invalid opcode" + _DIE_CODE), "invalid-opcode", False, True),
+    (possessive.compile(r"general protection fault"), "gpf", False, False),
+    (possessive.compile(r"^(?:Oops: )?(?:" + _DIE_NAMES + r")" + _DIE_CODE), "oops", False, True),
+    (possessive.compile(r"^Oops\b.*\[#\d++\]|^(?>.*?Internal error: Oops\b).*\[#\d++\]"), "oops", False, True),
+    (possessive.compile(r"^(?>.*?Internal error: )(.*)\[#\d++\]"), "oops", False, True),
+    (possessive.compile(r"[Kk]ernel BUG at"), "bug", False, False),
+    (possessive.compile(r"WARNING: (?:at |CPU: )"), "warning", False, False),
+    (possessive.compile(r"^Badness at "), "warning", False, False),
+    (possessive.compile(r"(?:Machine Check Exception:|Machine check events logged|\[Hardware Error\]: (?:CPU \d+: )?Machine Check)"), "mce", False, False),
+    (possessive.compile(r"invoked oom-killer:"), "oom", False, False),
+    (possessive.compile(r"^oom-kill:constraint="), "oom", False, False),
+    (possessive.compile(r"(?:Memory cgroup out of memory|Out of memory(?: \(oom_kill_allocating_task\))?): Kill(?:ed)? process"), "oom", False, False),
+    (possessive.compile(r"page allocation failure: order:"), "page-alloc-failure", False, False),
+    (possessive.compile(r"do_IRQ: stack overflow:|ear stack overflow \(cur:|BUG: stack guard page was hit"), "stack-overflow", False, False),
+    (possessive.compile(r"BUG: memory leak"), "memory-leak", False, False),
+    (possessive.compile(r"INFO: trying to register non-static key"), "lockdep", False, False),
+    (possessive.compile(r"WARNING: kernel stack (?:regs|frame pointer) at "), "unwinder", False, False),
+    (possessive.compile(r"rust_kernel: panicked"), "rust-panic", False, False),
     # SLUB debugging (mm/slub.c slab_bug(): "BUG <cache> (<taint>): <what>"; the old "INFO:" lines)
-    (re.compile(r"BUG [\w.:-]++ \((?:Not tainted|Tainted: [^()]*+)\): (.*+)"), "slab-corruption", False, False),
-    (re.compile(r"INFO: (?:Allocated|Freed) in "), "slab-corruption", False, False),
-    (re.compile(r"Unhandled fault:|Alignment trap:|stack segment: "), "oops", False, False),
-    (re.compile(r"unregister_netdevice: waiting for "), "netdev-refcount", False, False),
-    (re.compile(r"VFS: Close: file count is 0|VFS: Busy inodes after unmount"), "vfs", False, False),
-    (re.compile(r"trusty: panic"), "assertion", False, False),
-    (re.compile(r"NETDEV WATCHDOG|IRQ handler type mismatch|RTNL: assertion failed|sysctl table check failed"), "warning", True, False),
-    (re.compile(r": nobody cared|Eeek! page_mapcount\(page\) went negative!"), "bug", True, False),
-    (re.compile(r"BUG: "), "bug", False, False),
+    (possessive.compile(r"BUG [\w.:-]++ \((?:Not tainted|Tainted: [^()]*+)\): (.*+)"), "slab-corruption", False, False),
+    (possessive.compile(r"INFO: (?:Allocated|Freed) in "), "slab-corruption", False, False),
+    (possessive.compile(r"Unhandled fault:|Alignment trap:|stack segment: "), "oops", False, False),
+    (possessive.compile(r"unregister_netdevice: waiting for "), "netdev-refcount", False, False),
+    (possessive.compile(r"VFS: Close: file count is 0|VFS: Busy inodes after unmount"), "vfs", False, False),
+    (possessive.compile(r"trusty: panic"), "assertion", False, False),
+    (possessive.compile(r"NETDEV WATCHDOG|IRQ handler type mismatch|RTNL: assertion failed|sysctl table check failed"), "warning", True, False),
+    (possessive.compile(r": nobody cared|Eeek! page_mapcount\(page\) went negative!"), "bug", True, False),
+    (possessive.compile(r"BUG: "), "bug", False, False),
 ]
 
 # Cheap substrings: a line can only match _TABLE if it contains one of these (found in whole
@@ -141,7 +142,7 @@ ANCHORS: tuple[str, ...] = (
 ) + tuple(h.literal for h in HEADERS)
 
 # Reboot / new boot: whatever report was open was cut off.
-BOOT_RE = re.compile(
+BOOT_RE = possessive.compile(
     r"^(?:Linux version (\S+)|Command line: |Kernel command line: |Booting (?:Linux|the kernel|paravirtualized kernel)"
     r"|-- (?:Boot [0-9a-f]+|Reboot) --)"
 )

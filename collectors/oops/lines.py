@@ -8,8 +8,8 @@ whether the line is kernel output at all.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
+from collectors.oops import possessive
 
 # Longest stretch of a single line we look at; the rest of a longer line is ignored
 # (a 10 MB line must not cost 10 MB of regex work per pattern).
@@ -29,30 +29,30 @@ class LogLine(NamedTuple):
 # Patterns used with match() start with "^", so that search() with them is linear too;
 # quantifiers followed by something they cannot match are possessive (see frames.py).
 # /dev/kmsg record: "PRI,SEQ,TS_USEC,FLAGS[,caller=T1];text" (Documentation/ABI/testing/dev-kmsg).
-_KMSG = re.compile(r"^(\d{1,4}+),\d++,\d++,[^;,]*+((?:,[^;]*+)?);")
-_KMSG_CALLER = re.compile(r"caller=([TC]\d++)")
+_KMSG = possessive.compile(r"^(\d{1,4}+),\d++,\d++,[^;,]*+((?:,[^;]*+)?);")
+_KMSG_CALLER = possessive.compile(r"caller=([TC]\d++)")
 # /dev/kmsg dictionary continuation lines: " KEY=value".
-_KMSG_DICT = re.compile(r"^ [A-Z][A-Z0-9_]*+=")
+_KMSG_DICT = possessive.compile(r"^ [A-Z][A-Z0-9_]*+=")
 # RFC 5424: "<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG".
-_RFC5424 = re.compile(r"^<(\d{1,3}+)>1 \S++ \S++ (\S++) \S++ \S++ (?:-|(?:\[(?:[^\]\\]|\\.)*+\])++) ?(?:\ufeff)?")
+_RFC5424 = possessive.compile(r"^<(\d{1,3}+)>1 \S++ \S++ (\S++) \S++ \S++ (?:-|(?:\[(?:[^\]\\]|\\.)*+\])++) ?(?:\ufeff)?")
 # BSD syslog / rsyslog / journalctl (short, short-precise, short-iso, short-full):
 # "Nov 24 03:15:20[.123456] host TAG[PID]: ", "2023-11-24T03:15:20.123+00:00 host TAG: ",
 # "Mon 2023-11-24 03:15:20 UTC host TAG: ".
-_SYSLOG = re.compile(
+_SYSLOG = possessive.compile(
     r"^(?:<(\d{1,3}+)>)?"
     r"(?:[A-Z][a-z]{2} ++\d{1,2}+ \d\d:\d\d:\d\d(?:[.,]\d++)?"
     r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d++)?(?:Z|[+-]\d\d:?\d\d)?"
     r"|[A-Z][a-z]{2} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d++)? ?[A-Z]{0,5})"
     r" (?:\S++ )?([^\s:\[]++)(?:\[\d++\])?: ?"
 )
-_LEVEL = re.compile(r"^<(\d{1,3}+)>")
+_LEVEL = possessive.compile(r"^<(\d{1,3}+)>")
 # "[  123.456789]" dmesg timestamp, "[Mon Nov 24 03:15:20 2025]" (dmesg -T).
-_TIMESTAMP = re.compile(r"^(?:\[ *+\d++\.\d++\] ?|\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\] ?)")
+_TIMESTAMP = possessive.compile(r"^(?:\[ *+\d++\.\d++\] ?|\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\] ?)")
 # What a console prints before a kernel line: the "printk messages dropped" notice, a
 # login prompt the line was printed into.
-_CONSOLE_JUNK = re.compile(r"^(?:\*\* [0-9]++ printk messages dropped \*\* |(?>.*? login: )(?=[<\[]))")
+_CONSOLE_JUNK = possessive.compile(r"^(?:\*\* [0-9]++ printk messages dropped \*\* |(?>.*? login: )(?=[<\[]))")
 # printk caller id (CONFIG_PRINTK_CALLER): "[ T1234]" / "[    C0]".
-_CALLER = re.compile(r"^\[ *+([TC]\d++)\] ?")
+_CALLER = possessive.compile(r"^\[ *+([TC]\d++)\] ?")
 
 
 def strip_prefix(raw: str) -> LogLine:

@@ -27,6 +27,7 @@ from collectors.oops.prefilter import (
     BOOT_WORDS, QUESTIONABLE_WORDS, WINDOW_WORDS, anchor_lines, chunk_words, has_anchor)
 from collectors.oops.report import FUNC_LIKE, TRACE_START, KernelReport, build_report
 from collectors.oops.window import TitleWindow
+from collectors.oops import possessive
 
 __all__ = ["KernelFrame", "KernelReport", "scan_lines", "scan_text", "scan_stream"]
 
@@ -37,7 +38,7 @@ PANIC_JOIN_WINDOW = 40  # lines after a report within which a "Kernel panic" sti
 # Panic messages that are the consequence of a preceding report (kernel/exit.c make_task_dead,
 # kernel/panic.c check_panic_on_warn, kernel/hung_task.c, kernel/watchdog*.c, mce); any other
 # panic ("VFS: Unable to mount root fs") is a report of its own even right after another one.
-_PANIC_CONSEQUENCE = re.compile(
+_PANIC_CONSEQUENCE = possessive.compile(
     r"Fatal exception|panic_on_warn|panic_on_oops|Attempted to kill (?:init|the idle task)"
     r"|Aiee, killing interrupt handler|hung_task: blocked tasks|softlockup: hung tasks|[Hh]ard LOCKUP"
     r"|(?i:machine check)|Fatal hardware error|RCU Stall|rcu_(?:(?!rcu_).)*?stall|Out of memory"
@@ -53,11 +54,11 @@ _PANIC_CONSEQUENCE = re.compile(
 # first occurrence only ("^(?>.*?LIT)"), and a scan never runs into the next place the
 # pattern could start ("rcu_(?:(?!rcu_).)*?stall", "[^()]" instead of "[^)]").
 
-_ABRT_TRACE_START = re.compile(r"^\(?\[<[0-9a-f]++>\](?>.*?\+0x).*/0x")
-_EQUALS_END = re.compile(r"^={20,}+\s*+$")
-_END_TRACE = re.compile(r"^-++\[ end trace")
-_END_PANIC = re.compile(r"^-++\[ end (?:Kernel panic|trace)? ?.*Kernel panic")
-_CONT_PREFIX = re.compile(
+_ABRT_TRACE_START = possessive.compile(r"^\(?\[<[0-9a-f]++>\](?>.*?\+0x).*/0x")
+_EQUALS_END = possessive.compile(r"^={20,}+\s*+$")
+_END_TRACE = possessive.compile(r"^-++\[ end trace")
+_END_PANIC = possessive.compile(r"^-++\[ end (?:Kernel panic|trace)? ?.*Kernel panic")
+_CONT_PREFIX = possessive.compile(
     r"^(?:<(?:/?(?:IRQ|NMI|TASK|SOFTIRQ|EOI|MCE)|<EOE>>?|#DF|#MC|EOE)>"
     r"|Code: |RIP: |RIP |EIP: |RSP: |RSP <|ESP: |Last Breaking-Event-Address:|Modules linked in:"
     r"|Hardware name:|Backtrace:|Call [Tt]race:|Exception stack|irq event stamp:|hardirqs last|softirqs last"
@@ -66,29 +67,29 @@ _CONT_PREFIX = re.compile(
     r"|note: |Dumping ftrace buffer|\(ftrace buffer empty\)|Fixing recursive fault|Rebooting in"
     r"|Shutting down cpus|SMP: stopping|---\[ end|\[[0-9a-f]{8,16}\] )"
 )
-_CONT_ANY = re.compile(r"Comm:|Hardware name:|--- Exception|LR =|<IRQ>|<EOI>|<NMI>|<<EOE>>|<#DF>")
-_REGS = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]{0,8}\s?:\s*+[<(]?[0-9a-fA-F]{2,}|r\d{1,2}:[0-9a-f]{8}"
+_CONT_ANY = possessive.compile(r"Comm:|Hardware name:|--- Exception|LR =|<IRQ>|<EOI>|<NMI>|<<EOE>>|<#DF>")
+_REGS = possessive.compile(r"^(?:[A-Za-z][A-Za-z0-9_]{0,8}\s?:\s*+[<(]?[0-9a-fA-F]{2,}|r\d{1,2}:[0-9a-f]{8}"
                    r"|[a-z]{1,3}\d{0,2}\s*+: [0-9a-f]{8,})")
 # Words of hex (at least 2 digits, a <..> or (..) marks the faulting byte), as in stack and
 # code dumps. Possessive quantifiers keep it linear: "(?:[<(]?[0-9a-f]{2,16}[>)]?\s*)+$"
 # backtracked exponentially on a long dump line with one stray character at its end.
 _HEX_WORD = r"(?:[<(]?[0-9a-fA-F]{2,}+[>)]?)++"
-_HEX_DUMP = re.compile(rf"^{_HEX_WORD}(?:\s++{_HEX_WORD})*+\s*+$")
-_AFTER_END = re.compile(
+_HEX_DUMP = possessive.compile(rf"^{_HEX_WORD}(?:\s++{_HEX_WORD})*+\s*+$")
+_AFTER_END = possessive.compile(
     r"^(?:(?:RIP|EIP|RSP|ESP|Code|CR2|FS|CS|DR\d|PKRU|R[A-Z0-9]{1,3}|pc|lr|sp|x\d++)\s?:"
     r"|Kernel panic - not syncing|Kernel Offset:|-++\[ end Kernel panic|Rebooting in|note: "
     r"|Fixing recursive fault|Dumping ftrace buffer|\s*+\(ftrace buffer empty\)|Shutting down cpus"
     r"|SMP: stopping|oom_reaper: reaped process|Unable to access opcode|---\[ end)"
 )
-_MCE_ANY = re.compile(r"(?i)machine check")
-_OOM_END = re.compile(r"(?:Out of memory|Memory cgroup out of memory)(?: \([^()]*+\))?: Killed process"
+_MCE_ANY = possessive.compile(r"(?i)machine check")
+_OOM_END = possessive.compile(r"(?:Out of memory|Memory cgroup out of memory)(?: \([^()]*+\))?: Killed process"
                       r"|^Killed process \d")
 
 # Kinds without a call trace: which lines still belong to them (kernel/workqueue.c
 # show_all_workqueues(), arch/x86/kernel/cpu/mce/core.c print_mce()).
 _HEADER_ONLY = {
-    "workqueue-lockup": re.compile(r"^(?:Showing busy workqueues|workqueue \S+: flags=|pool \d+:|\s)"),
-    "mce": re.compile(r"(?i)hardware error|machine check|^(?:bank \d++:|mce:|kernel panic|tsc |rip |mcg"
+    "workqueue-lockup": possessive.compile(r"^(?:Showing busy workqueues|workqueue \S+: flags=|pool \d+:|\s)"),
+    "mce": possessive.compile(r"(?i)hardware error|machine check|^(?:bank \d++:|mce:|kernel panic|tsc |rip |mcg"
                       r"|processor |cpu \d++:|kernel offset|-++\[ end kernel panic)"),
 }
 
@@ -535,11 +536,11 @@ def _feed_block(sc: _Scanner, block: bytes, lineno: int) -> int:
 _RUN_BYTES = 16 << 10  # decoded at a time for the title windows (they take at most WINDOW_LINES lines)
 # A line the bulk path may hand to the title windows: a printk timestamp, then text that is
 # neither a caller id, a nested prefix nor (below) a console login prompt or a boot line.
-_PLAIN = re.compile(r"\[ *+\d++\.\d++\] ?(?![\[<*])")
+_PLAIN = possessive.compile(r"\[ *+\d++\.\d++\] ?(?![\[<*])")
 _BOOT_STARTS = ("Command line: ", "Kernel command line: ", "Booting ", "-- ")
 # The same, for a whole stretch at once: the message, "" when it is blank (the scanner ignores
 # a blank line; "[^\S\n]" is any blank but the line's end).
-_PLAIN_LINE = re.compile(r"^\[ *+\d++\.\d++\] ?(?![\[<*])(.*\S.*|[^\S\n]*+)$", re.M)
+_PLAIN_LINE = possessive.compile(r"^\[ *+\d++\.\d++\] ?(?![\[<*])(.*\S.*|[^\S\n]*+)$", re.M)
 
 
 def _offer_run(sc: _Scanner, block: bytes, pos: int, stop: int, lineno: int) -> tuple[int, int]:

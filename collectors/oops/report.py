@@ -8,7 +8,6 @@ guilty function, title and ABRT duphash). Pure: lines in, a frozen dataclass out
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from collectors.oops.headlines import header_of
 from collectors.oops.koops_hash import abrt_duphash
 from collectors.oops.taint import taint_meanings, tainted_letters
 from collectors.oops.title import fallback_function, fallback_title, headline_title
+from collectors.oops import possessive
 
 MAX_FRAMES = 256
 
@@ -74,10 +74,10 @@ class KernelReport:
 # search for a run of name characters starts only where such a run starts ("(?<![\w.$])"),
 # else every character of a long run would start a scan to its end.
 # Shared with the scanner: where a call trace starts; a line that looks like a frame.
-TRACE_START = re.compile(r"(?i)call trace:|^backtrace:|^stack backtrace:")
-FUNC_LIKE = re.compile(r"(?<![\w.$])[\w.$]++\+0x[0-9a-f]++/0x[0-9a-f]")
+TRACE_START = possessive.compile(r"(?i)call trace:|^backtrace:|^stack backtrace:")
+FUNC_LIKE = possessive.compile(r"(?<![\w.$])[\w.$]++\+0x[0-9a-f]++/0x[0-9a-f]")
 # Where the main trace of a report with several sections (KASAN, lockdep, NMI backtraces) ends.
-_SECTION_BREAK = re.compile(
+_SECTION_BREAK = possessive.compile(
     r"^(?:Allocated by task|Freed by task|Last potentially related|Second to last potentially|The buggy address"
     r"|Memory state around|-> #\d|Sending NMI|NMI backtrace|Showing all locks|Mem-Info:|Tasks state"
     r"|(?:read|write)(?:\s\(marked\))? to 0x|value changed:|Uninit was (?:created|stored)|Local variable"
@@ -87,21 +87,21 @@ _SECTION_BREAK = re.compile(
 # Report details.
 # The version: the run of non-blank characters after the marker ("(" never occurs in one; a
 # scan that could cross "(" would run into every later "(" of a line made of them).
-_VERSION = re.compile(r"(?:Tainted: [A-Z ]*+(?:-++ )?|Not tainted|kernel-|\()\s*+(\d++\.\d++(?:\.\d++)?+[^\s)#(]*+)\)? #")
-_CPU_PID_COMM = re.compile(r"CPU: (\d++) (?:UID: \d++ )?PID: (\d++) Comm: (\S++)")
-_PID_COMM = re.compile(r"Pid: (\d++), comm: (\S++)")
-_WARN_CPU_PID = re.compile(r"WARNING: CPU: (\d++) PID: (\d++) at")
-_PROCESS = re.compile(r"Process (\S++) \(pid: (\d++)")
-_EIP_CPU = re.compile(r"EFLAGS: [0-9a-f]++ CPU: (\d++)")
+_VERSION = possessive.compile(r"(?:Tainted: [A-Z ]*+(?:-++ )?|Not tainted|kernel-|\()\s*+(\d++\.\d++(?:\.\d++)?+[^\s)#(]*+)\)? #")
+_CPU_PID_COMM = possessive.compile(r"CPU: (\d++) (?:UID: \d++ )?PID: (\d++) Comm: (\S++)")
+_PID_COMM = possessive.compile(r"Pid: (\d++), comm: (\S++)")
+_WARN_CPU_PID = possessive.compile(r"WARNING: CPU: (\d++) PID: (\d++) at")
+_PROCESS = possessive.compile(r"Process (\S++) \(pid: (\d++)")
+_EIP_CPU = possessive.compile(r"EFLAGS: [0-9a-f]++ CPU: (\d++)")
 # The comm may hold ":" and "(": the last ":PID blocked" / the first ")" after the first marker.
-_HUNG = re.compile(r"^(?>.*?INFO: task )(.+):(\d++) blocked (?:in I/O wait )?for more than")
-_OOM_VICTIM = re.compile(r"^(?>.*?Kill(?:ed)? process (\d++) \()([^)]*+)\)")
-_OOM_INVOKER = re.compile(r"(?<!\S)(\S++) invoked oom-killer:")
-_HARDWARE = re.compile(r"Hardware name: (.*)")
-_MODULES = re.compile(r"Modules linked in:(.*)")
-_MODULE_CONT = re.compile(r"^\s*+[\w-]++(?:\([A-Z+-]++\))*+(?:\s++[\w-]++(?:\([A-Z+-]++\))*+)*+"
+_HUNG = possessive.compile(r"^(?>.*?INFO: task )(.+):(\d++) blocked (?:in I/O wait )?for more than")
+_OOM_VICTIM = possessive.compile(r"^(?>.*?Kill(?:ed)? process (\d++) \()([^)]*+)\)")
+_OOM_INVOKER = possessive.compile(r"(?<!\S)(\S++) invoked oom-killer:")
+_HARDWARE = possessive.compile(r"Hardware name: (.*)")
+_MODULES = possessive.compile(r"Modules linked in:(.*)")
+_MODULE_CONT = possessive.compile(r"^\s*+[\w-]++(?:\([A-Z+-]++\))*+(?:\s++[\w-]++(?:\([A-Z+-]++\))*+)*+"
                           r"(?:\s++\[last unloaded: [^\]]*+\])?\s*+$")
-_MODULE_NAME = re.compile(r"[\w-]+")
+_MODULE_NAME = possessive.compile(r"[\w-]+")
 _IRQ_ENTER = ("<IRQ>", "<NMI>", "<SOFTIRQ>")
 _NOT_FRAMES = ("RIP:", "EIP:", "Code:", "Modules linked in:")
 

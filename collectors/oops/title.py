@@ -19,6 +19,7 @@ from collectors.oops.frames import KernelFrame
 from collectors.oops.guilty import CORRUPTED, guilty_frames, strip_syscall_prefix
 from collectors.oops.headlines import Form, Header
 from collectors.oops.skiplist import GENERIC, skips
+from collectors.oops import possessive
 
 MAX_TITLE = 120  # bytes; interleaved lines can make a headline very long
 
@@ -34,19 +35,19 @@ class Title(NamedTuple):
 # --- normalisation (in this order, each applied until nothing changes) ------------------------
 _REPLACEMENTS: list[tuple[re.Pattern[str], str]] = [
     # executor instance numbers
-    (re.compile(r"syz-executor\.?[0-9]++(?:[/:][0-9]++)?"), "syz-executor"),
-    (re.compile(r"syzkaller[0-9]++(?:[/:][0-9]++)?"), "syzkaller"),
+    (possessive.compile(r"syz-executor\.?[0-9]++(?:[/:][0-9]++)?"), "syz-executor"),
+    (possessive.compile(r"syzkaller[0-9]++(?:[/:][0-9]++)?"), "syzkaller"),
     # anything that looks like an address
-    (re.compile(r"([^a-zA-Z0-9])(?:0x)?[0-9a-f]{6,}+"), r"\1ADDR"),
-    (re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"), "IP"),
+    (possessive.compile(r"([^a-zA-Z0-9])(?:0x)?[0-9a-f]{6,}+"), r"\1ADDR"),
+    (possessive.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"), "IP"),
     # file:line
-    (re.compile(r"(\.[0-9A-Za-z_]++)(?::[0-9]++)++"), r"\1:LINE"),
+    (possessive.compile(r"(\.[0-9A-Za-z_]++)(?::[0-9]++)++"), r"\1:LINE"),
     # "func+0x1f/0x40" is "func" (a search starts only where a run of name characters does)
-    (re.compile(r"(?<![a-zA-Z0-9_.])([0-9_.]*+)([a-zA-Z][a-zA-Z0-9_.]++)\+0x[0-9a-z]++/0x[0-9a-z]++"), r"\1\2"),
-    (re.compile(r"CPU#[0-9]++"), "CPU"),
+    (possessive.compile(r"(?<![a-zA-Z0-9_.])([0-9_.]*+)([a-zA-Z][a-zA-Z0-9_.]++)\+0x[0-9a-z]++/0x[0-9a-z]++"), r"\1\2"),
+    (possessive.compile(r"CPU#[0-9]++"), "CPU"),
     # other decimal numbers, except in names (cfg80211_...), unless they are too long for one
-    (re.compile(r"([^0-9A-Za-z_])([0-9]++)([^0-9A-Za-z_]|$)"), r"\1NUM\3"),
-    (re.compile(r"[0-9]{7,}+"), "NUM"),
+    (possessive.compile(r"([^0-9A-Za-z_])([0-9]++)([^0-9A-Za-z_]|$)"), r"\1NUM\3"),
+    (possessive.compile(r"[0-9]{7,}+"), "NUM"),
 ]
 
 
@@ -145,7 +146,7 @@ def headline_title(lines: Sequence[str], header: Header) -> Title:
     return Title(text, function_in(text), chosen)
 
 
-_IN_FUNCTION = re.compile(r" in ((?:<[a-zA-Z0-9_: ]++>)?[a-zA-Z0-9_:]++(?: ?/ ?[a-zA-Z0-9_:]++)*+)")
+_IN_FUNCTION = possessive.compile(r" in ((?:<[a-zA-Z0-9_: ]++>)?[a-zA-Z0-9_:]++(?: ?/ ?[a-zA-Z0-9_:]++)*+)")
 
 
 def function_in(title: str) -> str | None:
@@ -163,7 +164,7 @@ def function_in(title: str) -> str | None:
 # --- kinds without a headline form -----------------------------------------------------------
 def _compile(names: Sequence[str]) -> re.Pattern[str]:
     # Whole-name alternatives; a "\w+" is never followed by a literal (linear in the name).
-    return re.compile(r"^(?:" + "|".join(names) + r")$")
+    return possessive.compile(r"^(?:" + "|".join(names) + r")$")
 
 
 # Reporting paths the headline forms never title, skipped when a report without a form
