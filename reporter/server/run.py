@@ -41,18 +41,20 @@ def prepare(config: ServerConfig) -> None:
     from reporter.server.db import make_engines
     from reporter.server.storage import migrate
 
+    # The URLs are checked before anything is created: a bad option leaves nothing behind.
+    database_url, blob_url = config.database_url, config.blob_url
     os.makedirs(config.data_dir, mode=0o750, exist_ok=True)
     os.makedirs(config.tmp_dir, mode=0o750, exist_ok=True)
     for path in (config.token_file, config.read_token_file):
         if path:
             TokenSet(path)
-    writer, reader = make_engines(config.database_url)
+    writer, reader = make_engines(database_url)
     try:
         migrate(writer, config.data_dir)
     finally:
         writer.dispose()
         reader.dispose()
-    open_blob_store(config.blob_url, fsync=config.fsync)
+    open_blob_store(blob_url, fsync=config.fsync)
     if not config.token_file:
         created = ensure_token_file(config.upload_token_path)
         TokenSet(config.upload_token_path)

@@ -389,9 +389,10 @@ def test_backtrace_bad_input(inputs: dict[str, Path], tmp_path: Path, case: int)
                           needle)
 
 
-def test_backtrace_of_nothing_is_no_match() -> None:
+def test_backtrace_of_nothing_is_no_match(tmp_path: Path) -> None:
     # Neither a file nor a problem: a match naming nothing (exit 1, as list/info; docs/cli.md).
-    res = run("crashkit", "backtrace", "/nonexistent/core")
+    # An empty spool of its own: the default one may not be readable by a normal user.
+    res = run("crashkit", "backtrace", "--spool", str(tmp_path), "/nonexistent/core")
     assert res.returncode == 1 and res.stdout == b""
     assert res.stderr.decode().strip() == "crashkit: error: no problem matches /nonexistent/core"
 

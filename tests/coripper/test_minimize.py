@@ -200,6 +200,7 @@ def test_sizes(minimized) -> None:
     assert small.stat().st_size < 200 * 3 * 4096 + (1 << 20)
 
 
+@pytest.mark.slow
 def test_gcore_core_file_mode(programs, tmp_path: Path) -> None:
     """gdb's gcore writes PT_NOTE after the memory: file mode seeks back; gdb output is equal."""
     _need("gcore")

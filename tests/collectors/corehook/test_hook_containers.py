@@ -41,6 +41,11 @@ DATA = Path(__file__).parent / "data"
 FRAMES = ["crash_write_null", "crash_level2", "crash_level1", "main"]
 
 
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (rootful podman, lxc-execute, systemd-nspawn)")
+
+
 def _need(tool: str, package: str) -> None:
     if not shutil.which(tool):
         pytest.skip(f"needs {tool} (Debian package {package})")
@@ -183,6 +188,7 @@ def _detect_live(pid: int) -> container.ContainerInfo:
 @pytest.fixture(scope="module")
 def podman(rootfs, tmp_path_factory) -> Iterator[tuple[list[str], str]]:  # type: ignore[no-untyped-def]
     """(``podman run`` prefix, local image imported from *rootfs*: no registry)."""
+    _need_root()
     _need("podman", "podman")
     tar = tmp_path_factory.mktemp("ctimg") / "rootfs.tar"
     subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
@@ -288,6 +294,7 @@ def test_lxc_crash(hook, rootfs, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_lxc_live_detection_and_rootfs(rootfs, tmp_path):  # type: ignore[no-untyped-def]
+    _need_root()
     name = _token()
     before = _sleepers()
     proc = subprocess.Popen(_lxc_execute(tmp_path, rootfs, name, "/crasher", "sleep"),
@@ -325,6 +332,7 @@ def test_nspawn_crash(hook, rootfs):  # type: ignore[no-untyped-def]
 
 
 def test_nspawn_live_detection_and_rootfs(rootfs):  # type: ignore[no-untyped-def]
+    _need_root()
     machine = _token()
     before = _sleepers()
     proc = subprocess.Popen(_nspawn(rootfs, machine, "/bin/sh", "-c", "/crasher sleep; exit 0"),

@@ -68,6 +68,7 @@ def children(pid: int) -> list[int]:
 @contextmanager
 def cgroup_dir(kind: str, relative: str) -> Iterator[Path]:
     """Create ``<hierarchy>/<relative>`` (and missing parents); remove what we created."""
+    need_root()
     base = hierarchy(kind)
     target = base / relative
     created = []

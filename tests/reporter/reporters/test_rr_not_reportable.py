@@ -118,6 +118,7 @@ def test_ureport_sent_as_libreport_does(serve: Serve, fixtures_dir: Path, tmp_pa
     assert (d / "reported_to").read_text().startswith("uReport: BTHASH=")
 
 
+@pytest.mark.slow
 def test_flush_does_not_deliver_what_became_not_reportable(fixtures_dir: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from srv_helpers import REPO
 
@@ -35,7 +36,9 @@ def test_serve_help() -> None:
     assert out.returncode == 0 and "--token-file" in out.stdout and "127.0.0.1" in out.stdout
 
 
-def test_bad_option_is_one_line() -> None:
-    out = subprocess.run([sys.executable, "-m", "collectors.cli", "serve", "--db", "mysql://x/y", "--data", "/tmp/x"],
+def test_bad_option_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = subprocess.run([sys.executable, "-m", "collectors.cli", "serve", "--db", "mysql://x/y", "--data", str(data)],
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unsupported database URL" in out.stderr
+    assert not data.exists()    # nothing created for a bad option
