@@ -18,6 +18,13 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    _create_buckets()
+    _create_reports()
+    _create_bucket_tallies()
+    _create_attachments()
+
+
+def _create_buckets() -> None:
     op.create_table(
         "buckets",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
@@ -37,6 +44,9 @@ def upgrade() -> None:
     op.create_index("ix_buckets_last_seen", "buckets", ["last_seen"])
     op.create_index("ix_buckets_first_seen", "buckets", ["first_seen"])
     op.create_index("ix_buckets_count", "buckets", ["count"])
+
+
+def _create_reports() -> None:
     op.create_table(
         "reports",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
@@ -68,6 +78,10 @@ def upgrade() -> None:
     op.create_index("ix_reports_bucket_id", "reports", ["bucket_id", "id"])
     op.create_index("ix_reports_bthash", "reports", ["bthash"])
     op.create_index("ix_reports_received_at", "reports", ["received_at"])
+
+
+def _create_bucket_tallies() -> None:
+    """Per-bucket counts by host, by day and by version dimension."""
     op.create_table(
         "bucket_hosts",
         sa.Column("bucket_id", sa.BigInteger, sa.ForeignKey("buckets.id"), primary_key=True),
@@ -90,6 +104,9 @@ def upgrade() -> None:
         sa.Column("value", sa.String(255), primary_key=True),
         sa.Column("count", sa.BigInteger, nullable=False),
     )
+
+
+def _create_attachments() -> None:
     op.create_table(
         "attachments",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
