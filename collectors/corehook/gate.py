@@ -237,24 +237,35 @@ def mark_seen(spool: str, key: str, directory: str) -> None:
     crashes are shed at once when every slot is busy."""
     dfd = open_state(spool)
     try:
-        try:
-            os.mkdir(SEEN_DIR, 0o700, dir_fd=dfd)
-        except FileExistsError:
-            pass
-        sfd = os.open(SEEN_DIR, _DIR, dir_fd=dfd)
-        try:
-            tmp = f".{key}.{os.getpid()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=sfd)
-            try:
-                os.write(fd, os.path.basename(directory).encode("utf-8", "surrogateescape"))
-            finally:
-                os.close(fd)
-            os.rename(tmp, key, src_dir_fd=sfd, dst_dir_fd=sfd)
-        finally:
-            os.close(sfd)
+        name = os.path.basename(directory).encode("utf-8", "surrogateescape")
+        _write_state_file(dfd, SEEN_DIR, key, name, tmp=f".{key}.{os.getpid()}", exclusive=False)
     finally:
         os.close(dfd)
+
+
+def _write_state_file(state_fd: int, subdir: str, name: str, data: bytes, *, tmp: str,
+                      exclusive: bool) -> None:
+    """Write *data* as *subdir*/*name* of the state directory under a temporary name, then
+    rename it, so that a reader never sees half of it; *subdir* is made on first use.
+    *exclusive*: the temporary name must be new (O_EXCL), else it is truncated."""
+    try:
+        os.mkdir(subdir, 0o700, dir_fd=state_fd)
+    except FileExistsError:
+        pass
+    sfd = os.open(subdir, _DIR, dir_fd=state_fd)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags | (os.O_EXCL if exclusive else os.O_TRUNC), 0o600, dir_fd=sfd)
+        try:
+            os.write(fd, data)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=sfd)
+            raise
+        os.close(fd)
+        os.rename(tmp, name, src_dir_fd=sfd, dst_dir_fd=sfd)
+    finally:
+        os.close(sfd)
 
 
 def is_seen(state_fd: int, spool: str, key: str) -> bool:
@@ -281,7 +292,9 @@ def crash_numbers(words: list[str]) -> tuple[int, int, int, int] | None:
     return int(rest[0]), int(rest[4]), int(rest[6]), int(rest[7])
 
 
-def _read_bounded(name: str, limit: int, dir_fd: int) -> bytes:
+def read_bounded(name: str, limit: int, dir_fd: int | None = None) -> bytes:
+    """Read at most *limit* bytes of *name* (relative to *dir_fd*), never following a symlink
+    (a FIFO or a device does not block: O_NONBLOCK)."""
     fd = os.open(name, _READ, dir_fd=dir_fd)
     try:
         chunks, left = [], limit
@@ -313,7 +326,7 @@ def light_snapshot(pid: int, proc: str = "/proc") -> dict[str, bytes]:
                 pass
         for name, limit in RECORD_LIMITS.items():
             try:
-                out[name] = _read_bounded(name, limit, dfd)
+                out[name] = read_bounded(name, limit, dfd)
             except OSError:
                 pass
         for ns in NAMESPACES:
@@ -324,7 +337,7 @@ def light_snapshot(pid: int, proc: str = "/proc") -> dict[str, bytes]:
         exe = os.path.basename(out.get("exe", b""))
         if b"python" in exe or b"crashkit-hook" in exe:
             try:
-                env = _read_bounded("environ", 1 << 20, dfd)
+                env = read_bounded("environ", 1 << 20, dfd)
             except OSError:
                 env = b""
             out["own"] = b"1" if (b"\0" + MARKER_ENV) in (b"\0" + env) else b"0"
@@ -357,27 +370,10 @@ def decode_record(data: bytes) -> dict[str, bytes]:
 def write_record(state_fd: int, fields: dict[str, bytes], when: int, pid: int) -> str:
     """Write one shed record (temporary name, then renamed: a folder never reads half of
     one); returns its name in ``shed/``."""
-    try:
-        os.mkdir(SHED_DIR, 0o700, dir_fd=state_fd)
-    except FileExistsError:
-        pass
-    sfd = os.open(SHED_DIR, _DIR, dir_fd=state_fd)
-    try:
-        name = f"{when}-{pid}-{os.getpid()}{RECORD_SUFFIX}"
-        tmp = f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=sfd)
-        try:
-            os.write(fd, encode_record(fields)[:MAX_RECORD])
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp, dir_fd=sfd)
-            raise
-        os.close(fd)
-        os.rename(tmp, name, src_dir_fd=sfd, dst_dir_fd=sfd)
-        return name
-    finally:
-        os.close(sfd)
+    name = f"{when}-{pid}-{os.getpid()}{RECORD_SUFFIX}"
+    _write_state_file(state_fd, SHED_DIR, name, encode_record(fields)[:MAX_RECORD],
+                      tmp=f".{name}.tmp", exclusive=True)
+    return name
 
 
 def pending_records(state_fd: int) -> list[str]:

@@ -38,7 +38,6 @@ SECRET_WORDS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "C
                 "AUTH", "COOKIE", "SESSION", "PRIVATE", "SIGNATURE", "CERT", "DSN")
 REDACTED = b"<redacted>"
 
-_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 @dataclass
@@ -62,21 +61,8 @@ class ProcSnapshot:
 
 # ------------------------------------------------------------------ reading (I/O edge)
 
-def read_bounded(name: str, limit: int, dir_fd: int | None = None) -> bytes:
-    """Read at most *limit* bytes of *name* (relative to *dir_fd*), never following a symlink."""
-    fd = os.open(name, _O_READ, dir_fd=dir_fd)
-    try:
-        chunks = []
-        left = limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+#: Bounded, symlink-refusing reads: the light path's (:func:`gate.read_bounded`), shared.
+read_bounded = gate.read_bounded
 
 
 def _readlink(name: str, dir_fd: int) -> str:
