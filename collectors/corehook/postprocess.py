@@ -188,12 +188,10 @@ def postprocess(path: str, uid: int = 0, gid: int = 0) -> str:
     directory that holds the crash afterwards."""
     with DumpDir.open(path) as dd:
         executable = dd.load_text("executable") or None
-        # A container's files are reachable through its rootfs on the host while it runs.
-        container_rootfs = dd.load_text("container_rootfs")
+        # A container's files are reachable through its rootfs on the host while it runs;
+        # one that has stopped meanwhile is handled where the rootfs is opened.
         explicit_root = dd.load_text("rootdir")
-        rootdir = (explicit_root
-                   or (container_rootfs if container_rootfs and os.path.isdir(container_rootfs) else "")
-                   or "/")
+        rootdir = explicit_root or dd.load_text("container_rootfs") or "/"
         opened = _open_core(dd)
         if opened is None:
             return path
