@@ -32,6 +32,10 @@ FIXTURES = Path(os.environ.get("CRASHKIT_FIXTURES", REPO.parent / "shared" / "fi
 #: the tests, so that it fails one (subprocesses inherit the setting; CRASHKIT_STRICT=0 turns
 #: it off to see what a user would).
 os.environ.setdefault("CRASHKIT_STRICT", "1")
+#: Table widths are each test's choice: pytest-xdist's workers export COLUMNS=80 and LINES=24,
+#: and a user's shell may export its own, which would fit ``crashkit list`` to that width.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 CORE_PIPE_LIMIT = Path("/proc/sys/kernel/core_pipe_limit")
@@ -85,15 +89,29 @@ def require_core_pattern() -> None:
 
 
 @contextlib.contextmanager
-def core_pattern_lock() -> Iterator[None]:
-    """Hold the host-wide lock that serializes every test that changes core_pattern."""
+def core_pattern_lock(shared: bool = False) -> Iterator[None]:
+    """Hold the host-wide lock that serializes every test that changes core_pattern
+    (exclusive), or that lets a process dump core under the host's own pattern (*shared*)."""
     CORE_PATTERN_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(CORE_PATTERN_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def host_core_pattern() -> Iterator[None]:
+    """For a block in which a process dies of a core-dumping signal without the test choosing
+    the pattern (qemu-user, which dumps itself after writing the guest core): no test in
+    another pytest-xdist worker or run may point core_pattern at its own hook meanwhile, or
+    that hook would record this crash. Without root nothing changes the pattern: no lock."""
+    if not core_pattern_writable():
+        yield
+        return
+    with core_pattern_lock(shared=True):
+        yield
 
 
 @contextlib.contextmanager

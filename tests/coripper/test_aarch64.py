@@ -14,6 +14,7 @@ import pytest
 
 from coripper.minimizer.elfcore import EM_AARCH64, parse_elf_header
 from coripper.minimizer.stream import minimize_file, minimize_stream
+from testlib import host_core_pattern
 
 pytestmark = pytest.mark.slow          # programs run under qemu-user
 
@@ -28,8 +29,9 @@ def _unlimited() -> None:
 def a64(programs, tmp_path_factory) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
     exe = programs.crasher_aarch64()
     cwd = tmp_path_factory.mktemp("qemu")
-    proc = subprocess.run(["qemu-aarch64", str(exe), "segv", "-t", "2"], cwd=cwd,
-                          preexec_fn=_unlimited, capture_output=True, timeout=120)
+    with host_core_pattern():
+        proc = subprocess.run(["qemu-aarch64", str(exe), "segv", "-t", "2"], cwd=cwd,
+                              preexec_fn=_unlimited, capture_output=True, timeout=120)
     assert proc.returncode != 0
     found = sorted(cwd.glob("qemu_*.core"))     # qemu-user names guest cores qemu_<prog>_<date>_<pid>.core
     if not found:

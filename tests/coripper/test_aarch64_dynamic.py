@@ -28,6 +28,7 @@ import pytest
 
 from coripper.unwinder.backtrace import core_backtrace
 from test_unwind import assert_matches_gdb
+from testlib import host_core_pattern
 
 pytestmark = pytest.mark.slow          # programs run under qemu-user
 
@@ -62,8 +63,9 @@ def dyn(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # Lazy binding: main's crash races with the workers' first call of pause(), so a worker
     # may be in pause@plt, PLT0 or ld.so's resolver (3 of 40 runs were in ld.so, 1 in the
     # stub); test_aarch64_lazy.py stops a thread at each of those points deliberately.
-    run = subprocess.run(["qemu-aarch64", "-L", SYSROOT, str(exe), "segv", "-t", "2"], cwd=d,
-                         preexec_fn=_unlimited, capture_output=True, timeout=120)
+    with host_core_pattern():
+        run = subprocess.run(["qemu-aarch64", "-L", SYSROOT, str(exe), "segv", "-t", "2"], cwd=d,
+                             preexec_fn=_unlimited, capture_output=True, timeout=120)
     assert run.returncode != 0
     found = sorted(d.glob("qemu_*.core"))       # qemu_<prog>_<date>_<pid>.core in the cwd
     if not found:

@@ -49,6 +49,7 @@ import pytest
 from coripper.unwinder.backtrace import CoreBacktrace, core_backtrace
 from test_aarch64_dynamic import ENV, SYSROOT, _unlimited, gdb_frames
 from test_unwind import INLINE_FRAME, TAILCALL_FRAME, _readelf_addresses, same_function
+from testlib import host_core_pattern
 
 pytestmark = pytest.mark.slow          # programs run under qemu-user
 
@@ -140,7 +141,7 @@ class Stopped:
 def _crash_at(exe: Path, stop: str, root: Path) -> Stopped:
     d = root / stop.replace(":", "_").replace("+", "_")
     d.mkdir()
-    with tempfile.TemporaryDirectory(prefix="lazy") as short:   # sun_path holds 108 bytes
+    with tempfile.TemporaryDirectory(prefix="lazy") as short, host_core_pattern():   # sun_path: 108 bytes
         return _crash_in(exe, stop, d, Path(short) / "gdb.sock")
 
 
