@@ -1,4 +1,4 @@
-"""Fixtures of the reporter tests: a real ``crashkit serve`` per module, an isolated environment."""
+"""Fixtures of the reporter tests: a real ``crashkit serve`` per session, an isolated environment."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "outbox"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    """``crashkit serve`` on 127.0.0.1 with SQLite, uploads needing :data:`TOKEN`."""
+    """``crashkit serve`` on 127.0.0.1 with SQLite, uploads needing :data:`TOKEN`: one for the
+    session (for each pytest-xdist worker), so tests count what they added (``before + 1``)
+    and make their reports unique, never assuming an empty server."""
     root = tmp_path_factory.mktemp("serve")
     tokens = root / "tokens"
     tokens.write_text(f"{TOKEN} test-host\n")
