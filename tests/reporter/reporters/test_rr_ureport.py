@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,11 @@ def test_kerneloops_report() -> None:
 def test_submit_known_attach_and_auth(serve: Serve, fixtures_dir: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     d = copy_problem(fixtures_dir, "satyr-problem-dir", tmp_path)
-    with DumpDir.open(str(d)) as dd:  # a crash of its own: not one the server knows
+    with DumpDir.open(str(d)) as dd:  # a crash of its own: not one the (shared) server knows
         bt = json.loads(dd.load_text("core_backtrace"))
-        bt["stacktrace"][0]["frames"][0]["function_name"] = "ureport_test_only"
+        frame = bt["stacktrace"][0]["frames"][0]  # the duphash is of build ids and offsets
+        frame["function_name"] = f"ureport_test_only_{uuid.uuid4().hex}"
+        frame["build_id_offset"] += 1 + uuid.uuid4().int % 4096
         dd.save_text("core_backtrace", json.dumps(bt))
     server = f"{serve.url}/faf"
     monkeypatch.setenv("uReport_HTTPAuth", f"h:{TOKEN}")
